@@ -1,0 +1,208 @@
+"""What a backend provides: events, threads, locks and a native sleep.
+
+tickwork's modules are written once against these primitives; the eventlet and
+threading backends only say how each primitive is made.  Every wait goes
+through the active clock (:mod:`tickwork.clock`), so a virtual clock sees it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from tickwork import clock as _clock
+from tickwork.backend import BackendType
+
+
+class Event:
+    """A settable flag that threads wait on (like :class:`threading.Event`)."""
+
+    __slots__ = ("_native", "_listeners")
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self._listeners: list[Callable[[], None]] | None = None
+
+    def set(self) -> None:
+        self._native.set()
+        listeners = self._listeners
+        if listeners:
+            for listener in list(listeners):
+                listener()
+
+    def clear(self) -> None:
+        self._native.clear()
+
+    def is_set(self) -> bool:
+        return self._native.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until set or ``timeout`` seconds (on the active clock) pass."""
+        if self._native.is_set():
+            return True
+        return _clock.get_clock().wait(self, timeout)
+
+    def wait_until(self, deadline: float | None) -> bool:
+        """Wait until set or the active clock reaches ``deadline``."""
+        if self._native.is_set():
+            return True
+        return _clock.get_clock().wait_until(self, deadline)
+
+    # Used by clocks.
+    def native_wait(self, timeout: float | None) -> bool:
+        return bool(self._native.wait(timeout))
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        if self._listeners is None:
+            self._listeners = []
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        if self._listeners and listener in self._listeners:
+            self._listeners.remove(listener)
+
+
+class DoneEvent:
+    """The result of a looping call: ``wait()`` returns it or raises its error.
+
+    Returned by every looping call's ``start()``.  Compatible with the parts of
+    eventlet's ``Event`` that callers use: ``wait``, ``ready``, ``send``,
+    ``send_exception``, ``has_exception`` and ``has_result``.
+    """
+
+    __slots__ = ("_flag", "_value", "_exc")
+
+    def __init__(self, flag: Event) -> None:
+        self._flag = flag
+        self._value: Any = None
+        self._exc: BaseException | None = None
+
+    def send(self, result: Any = None) -> None:
+        if self._flag.is_set():
+            raise AssertionError("the result was already sent")
+        self._value = result
+        self._flag.set()
+
+    def send_exception(
+        self,
+        exc_type: type[BaseException] | BaseException,
+        exc_value: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        if self._flag.is_set():
+            raise AssertionError("the result was already sent")
+        if exc_value is None:
+            exc_value = exc_type() if isinstance(exc_type, type) else exc_type
+        if tb is not None:
+            exc_value = exc_value.with_traceback(tb)
+        self._exc = exc_value
+        self._flag.set()
+
+    def ready(self) -> bool:
+        return self._flag.is_set()
+
+    def has_exception(self) -> bool:
+        return self._flag.is_set() and self._exc is not None
+
+    def has_result(self) -> bool:
+        return self._flag.is_set() and self._exc is None
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """The result, or the error re-raised; None if ``timeout`` passes first."""
+        if not self._flag.wait(timeout):
+            return None
+        if self._exc is not None:
+            raise self._exc
+        return self._value
+
+
+class ThreadHandle:
+    """A running thread of either backend."""
+
+    __slots__ = ("_done", "_result", "_links", "_lock", "name", "native", "ident", "__weakref__")
+
+    def __init__(self, done: Event, lock: Any, name: str | None) -> None:
+        self._done = DoneEvent(done)
+        self._links: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+        self._lock = lock
+        self.name = name
+        self.native: Any = None
+        self.ident: Any = None
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        clock = _clock.get_clock()
+        clock.thread_started()
+        try:
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException:
+                _, exc, tb = sys.exc_info()
+                assert exc is not None
+                self._done.send_exception(type(exc), exc, tb)
+            else:
+                self._done.send(result)
+            with self._lock:
+                links, self._links = self._links, []
+            for func, largs, lkwargs in links:
+                func(self, *largs, **lkwargs)
+        finally:
+            clock.thread_finished()
+
+    def link(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Call ``func(handle, *args, **kwargs)`` when the thread ends."""
+        with self._lock:
+            if not self._done.ready():
+                self._links.append((func, args, kwargs))
+                return
+        func(self, *args, **kwargs)
+
+    def unlink(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        with self._lock:
+            self._links = [entry for entry in self._links if entry != (func, args, kwargs)]
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """The thread's return value, or its exception re-raised."""
+        return self._done.wait(timeout)
+
+    def dead(self) -> bool:
+        return self._done.ready()
+
+    def is_alive(self) -> bool:
+        return not self._done.ready()
+
+
+class Backend:
+    """Factory for the primitives of one backend."""
+
+    type: BackendType
+
+    def event(self) -> Event:
+        raise NotImplementedError
+
+    def lock(self) -> Any:
+        raise NotImplementedError
+
+    def native_sleep(self, seconds: float) -> None:
+        raise NotImplementedError
+
+    def spawn(
+        self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
+    ) -> ThreadHandle:
+        """Run ``fn(*args, **kwargs)`` in a new thread (or greenthread)."""
+        raise NotImplementedError
+
+    def kill(self, handle: ThreadHandle) -> bool:
+        """Stop a thread at once where the backend can; False where it cannot."""
+        return False
+
+    def current_ident(self) -> Any:
+        raise NotImplementedError
+
+    def done_event(self) -> DoneEvent:
+        return DoneEvent(self.event())
+
+    def sleep(self, seconds: float) -> None:
+        """Pause on the active clock."""
+        _clock.get_clock().sleep(seconds)

@@ -1,0 +1,132 @@
+"""The clock every tickwork timer reads and waits on.
+
+All of tickwork's timing goes through the *active clock*: looping calls, thread
+group timers, periodic task scheduling and services.  The real clock reads
+``time.monotonic()`` and ``time.time()`` (looked up at call time, so tests that
+patch them keep working) and waits on the backend's native events.
+:class:`tickwork.fixture.FakeClock` installs a virtual clock in its place.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tickwork.backend.base import Event
+
+__all__ = ["Clock", "RealClock", "StopWatch", "get_clock", "monotonic", "set_clock", "wall"]
+
+
+class Clock:
+    """What tickwork needs from a clock."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards."""
+        raise NotImplementedError
+
+    def wall(self) -> float:
+        """Seconds since the epoch."""
+        raise NotImplementedError
+
+    def wait_until(self, event: Event, deadline: float | None) -> bool:
+        """Block until ``event`` is set or ``monotonic()`` reaches ``deadline``.
+
+        Returns True when the event is set.  ``deadline=None`` waits forever.
+        """
+        raise NotImplementedError
+
+    def wait(self, event: Event, timeout: float | None) -> bool:
+        """Block until ``event`` is set or ``timeout`` seconds pass."""
+        if timeout is None:
+            return self.wait_until(event, None)
+        return self.wait_until(event, self.monotonic() + max(0.0, timeout))
+
+    def sleep(self, seconds: float) -> None:
+        """Pause the calling thread for ``seconds``."""
+        raise NotImplementedError
+
+    def thread_started(self) -> None:
+        """A tickwork thread began running (virtual clocks count them)."""
+
+    def thread_finished(self) -> None:
+        """A tickwork thread ended."""
+
+
+class RealClock(Clock):
+    """Wall-clock time, read from the :mod:`time` module at call time."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def wait_until(self, event: Event, deadline: float | None) -> bool:
+        if deadline is None:
+            return event.native_wait(None)
+        return event.native_wait(max(0.0, deadline - time.monotonic()))
+
+    def sleep(self, seconds: float) -> None:
+        from tickwork.backend import get_backend
+
+        get_backend().native_sleep(max(0.0, seconds))
+
+
+REAL_CLOCK = RealClock()
+_active: Clock = REAL_CLOCK
+
+
+def get_clock() -> Clock:
+    """The clock tickwork currently uses."""
+    return _active
+
+
+def set_clock(clock: Clock | None) -> Clock:
+    """Install ``clock`` (None restores the real one); returns the previous clock."""
+    global _active
+    previous = _active
+    _active = clock if clock is not None else REAL_CLOCK
+    return previous
+
+
+def monotonic() -> float:
+    """``get_clock().monotonic()``."""
+    return _active.monotonic()
+
+
+def wall() -> float:
+    """``get_clock().wall()``."""
+    return _active.wall()
+
+
+class StopWatch:
+    """Measures how long something took on the active clock."""
+
+    __slots__ = ("_clock", "started_at", "stopped_at")
+
+    def __init__(self) -> None:
+        self._clock = get_clock()
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+
+    def restart(self) -> StopWatch:
+        self._clock = get_clock()
+        self.started_at = self._clock.monotonic()
+        self.stopped_at = None
+        return self
+
+    start = restart
+
+    def stop(self) -> StopWatch:
+        if self.started_at is None:
+            raise RuntimeError("cannot stop a stopwatch that was never started")
+        self.stopped_at = self._clock.monotonic()
+        return self
+
+    def elapsed(self) -> float:
+        """Seconds between start and stop (or now, while running)."""
+        if self.started_at is None:
+            raise RuntimeError("cannot read a stopwatch that was never started")
+        end = self.stopped_at if self.stopped_at is not None else self._clock.monotonic()
+        return max(0.0, end - self.started_at)
