@@ -480,7 +480,7 @@ class RetryDecorator:
 
         @functools.wraps(f)
         def func(*args: Any, **kwargs: Any) -> Any:
-            attempt = _RetryAttempt(self, f, func_name)
+            attempt = functools.update_wrapper(_RetryAttempt(self, f, func_name), f)
             loop = self._create_dynamic_looping_call(attempt, *args, **kwargs)
             evt = loop.start(periodic_interval_max=self._max_sleep_time)
             LOG.debug("Waiting for function %s to return.", func_name)
@@ -491,8 +491,6 @@ class RetryDecorator:
 
 class _RetryAttempt:
     """One call of a RetryDecorator-wrapped function, with its own budget."""
-
-    __slots__ = ("decorator", "f", "func_name", "retry_count", "sleep_time")
 
     def __init__(self, decorator: RetryDecorator, f: Callable[..., Any], func_name: str) -> None:
         self.decorator = decorator

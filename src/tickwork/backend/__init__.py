@@ -51,8 +51,8 @@ _selected_where: str | None = None
 
 
 def _caller() -> str:
-    """Where, outside tickwork.backend, the current selection comes from."""
-    here = os.path.dirname(__file__)
+    """The first frame outside tickwork that led to the current selection."""
+    here = os.path.dirname(os.path.dirname(__file__))
     for frame in reversed(traceback.extract_stack()[:-2]):
         if not frame.filename.startswith(here):
             return f"{frame.filename}:{frame.lineno}"
