@@ -1,0 +1,561 @@
+"""Periodic tasks: decorate manager methods, run whatever is due.
+
+Same public surface as ``oslo_service.periodic_task``.  A class whose metaclass
+is :class:`_PeriodicTasksMeta` (any subclass of :class:`PeriodicTasks`) collects
+its ``@periodic_task`` methods; each instance keeps its own schedule, a heap of
+deadlines, so :meth:`PeriodicTasks.run_periodic_tasks` costs O(log K) when
+nothing is due.  Differences from oslo.service are listed in docs/migration.rst.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import functools
+import heapq
+import logging as std_logging
+import math
+import numbers
+import os
+import random
+import threading
+import time  # noqa: F401  (oslo.service users patch periodic_task.time)
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from tickwork import backend
+from tickwork import clock as _clock
+
+LOG = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_INTERVAL",
+    "InvalidPeriodicTaskArg",
+    "PeriodicTasks",
+    "TaskStats",
+    "list_opts",
+    "now",
+    "periodic_task",
+]
+
+#: Seconds between runs of a task declared with spacing 0, and the longest idle
+#: time run_periodic_tasks() returns.
+DEFAULT_INTERVAL = 60.0
+
+periodic_opts = [
+    cfg.BoolOpt(
+        "run_external_periodic_tasks",
+        default=True,
+        help="Some periodic tasks can be run in a separate process. Should we run them here?",
+    ),
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_DECORATOR_ARGS = ("spacing", "run_immediately", "name", "enabled", "external_process_ok")
+
+
+def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    """The options of this module, for oslo-config-generator."""
+    return [(None, copy.deepcopy(periodic_opts))]
+
+
+def now() -> float:
+    """The monotonic clock periodic tasks are scheduled on (tests patch this)."""
+    return _clock.monotonic()
+
+
+def _random() -> Any:
+    """The random source for jitter: this module's ``random``, or the virtual clock's."""
+    active = _clock.get_clock()
+    rng = getattr(active, "rng", None)
+    return random if active is _clock.REAL_CLOCK or rng is None else rng
+
+
+def _jitter(spacing: float) -> int:
+    """0 to 5% of ``spacing``, rounded down to whole seconds (as oslo.service)."""
+    return int(spacing * (_random().random() / 20))
+
+
+def _nearest_boundary(last_run: float | None, spacing: float) -> float:
+    """The latest point of the grid ``last_run + k * spacing`` not after now, plus jitter.
+
+    With no last run, now.  Jitter is 0 to 5% of the spacing in whole seconds,
+    so spacings under 20 s get none.
+    """
+    current = now()
+    if last_run is None:
+        return current
+    periods = math.floor((current - last_run) / spacing)
+    return last_run + periods * spacing + _jitter(spacing)
+
+
+class InvalidPeriodicTaskArg(Exception):
+    """A periodic task was declared with an argument tickwork cannot accept."""
+
+    message = "Unexpected argument for periodic task creation: %(arg)s."
+
+    def __init__(self, message: str | None = None, arg: str | None = None) -> None:
+        self.arg = arg
+        if message is None:
+            message = self.message % {"arg": arg}
+        super().__init__(message)
+
+
+def _check_spacing(spacing: Any) -> float:
+    if isinstance(spacing, bool) or not isinstance(spacing, numbers.Real):
+        raise InvalidPeriodicTaskArg(
+            f"periodic_task spacing must be a number of seconds, got {spacing!r}", arg="spacing")
+    if math.isnan(spacing) or math.isinf(spacing):
+        raise InvalidPeriodicTaskArg(
+            f"periodic_task spacing must be finite, got {spacing!r}", arg="spacing")
+    return spacing
+
+
+def periodic_task(*args: Any, **kwargs: Any) -> Any:
+    """Mark a method as a periodic task.
+
+    Use bare (``@periodic_task``) or with keywords:
+
+    :param spacing: seconds between runs; 0 means DEFAULT_INTERVAL; negative
+        disables the task.
+    :param run_immediately: first run at the first pass instead of one
+        spacing after the manager is created.
+    :param name: the task's name (default: the function's name).
+    :param enabled: False disables the task.
+    :param external_process_ok: the task may run in a separate process; it
+        is skipped where ``run_external_periodic_tasks`` is False.
+    :raises InvalidPeriodicTaskArg: for an unknown keyword, a positional
+        argument or a spacing that is not a finite number.
+    """
+    if "ticks_between_runs" in kwargs:
+        raise InvalidPeriodicTaskArg(
+            "periodic_task no longer accepts ticks_between_runs: use spacing=<seconds>",
+            arg="ticks_between_runs")
+    unknown = [key for key in kwargs if key not in _DECORATOR_ARGS]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, _DECORATOR_ARGS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidPeriodicTaskArg(
+            f"periodic_task got an unexpected keyword argument {key!r}{hint}; "
+            f"accepted: {', '.join(_DECORATOR_ARGS)}", arg=key)
+    spacing = _check_spacing(kwargs.get("spacing", 0))
+    name = kwargs.get("name")
+    if name is not None and not isinstance(name, str):
+        raise InvalidPeriodicTaskArg(f"periodic_task name must be a string, got {name!r}",
+                                     arg="name")
+
+    def decorator(f: _F) -> _F:
+        if not callable(f):
+            raise InvalidPeriodicTaskArg(f"periodic_task decorates functions, got {f!r}")
+        f._periodic_task = True  # type: ignore[attr-defined]
+        f._periodic_external_ok = bool(kwargs.get("external_process_ok", False))  # type: ignore[attr-defined]
+        f._periodic_enabled = bool(kwargs.get("enabled", True))  # type: ignore[attr-defined]
+        f._periodic_name = name if name is not None else f.__name__  # type: ignore[attr-defined]
+        f._periodic_spacing = spacing  # type: ignore[attr-defined]
+        f._periodic_immediate = bool(kwargs.get("run_immediately", False))  # type: ignore[attr-defined]
+        # Kept for code that reads it; tickwork schedules from instance creation.
+        f._periodic_last_run = None if f._periodic_immediate else now()  # type: ignore[attr-defined]
+        return f
+
+    if args:
+        if len(args) == 1 and callable(args[0]) and not kwargs:
+            return decorator(args[0])
+        raise InvalidPeriodicTaskArg(
+            f"periodic_task takes keyword arguments only, got {args[0]!r}; "
+            f"write @periodic_task(spacing={args[0]!r})" if len(args) == 1 and
+            isinstance(args[0], numbers.Real) else
+            f"periodic_task takes keyword arguments only, got positional {args!r}")
+    return decorator
+
+
+class _PeriodicTasksMeta(type):
+    """Collects the periodic tasks of a class: its parents' plus its own.
+
+    A task is replaced when a subclass redefines the method (decorated or not).
+    """
+
+    def __init__(cls, names: str, bases: tuple[type, ...], dict_: dict[str, Any]) -> None:
+        super().__init__(names, bases, dict_)
+        tasks: list[tuple[str, Callable[..., Any]]] = list(getattr(cls, "_periodic_tasks", []))
+        spacing: dict[str, float] = dict(getattr(cls, "_periodic_spacing", {}))
+        cls._periodic_tasks = tasks
+        cls._periodic_spacing = spacing
+        for attr, value in dict_.items():
+            if getattr(value, "_periodic_task", False):
+                cls._drop_inherited(attr, value._periodic_name)
+                cls._add_periodic_task(value)
+                continue
+            if not callable(value):
+                continue
+            # A plain override of an inherited task's method: the task calls it.
+            for i, (task_name, task) in enumerate(tasks):
+                if getattr(task, "__name__", None) == attr:
+                    tasks[i] = (task_name, _override(task, value))
+
+    def _drop_inherited(cls, attr: str, name: str) -> None:
+        kept = [(n, t) for n, t in cls._periodic_tasks
+                if n != name and getattr(t, "__name__", None) != attr]
+        for n, _t in cls._periodic_tasks:
+            if (n, _t) not in kept:
+                cls._periodic_spacing.pop(n, None)
+        cls._periodic_tasks[:] = kept
+
+    def _add_periodic_task(cls, task: Callable[..., Any]) -> bool:
+        """Add ``task`` to this class; False when it is disabled."""
+        return _register(cls._periodic_tasks, cls._periodic_spacing, task)
+
+
+def _override(task: Callable[..., Any], func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` carrying ``task``'s periodic settings."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    for key in ("_periodic_task", "_periodic_external_ok", "_periodic_enabled", "_periodic_name",
+                "_periodic_spacing", "_periodic_immediate", "_periodic_last_run"):
+        setattr(run, key, getattr(task, key))
+    return run
+
+
+def _register(tasks: list[tuple[str, Callable[..., Any]]], spacings: dict[str, float],
+              task: Callable[..., Any]) -> bool:
+    name = task._periodic_name  # type: ignore[attr-defined]
+    if task._periodic_spacing < 0:  # type: ignore[attr-defined]
+        LOG.info("Skipping periodic task %(task)s because its interval is negative",
+                 {"task": name})
+        return False
+    if not task._periodic_enabled:  # type: ignore[attr-defined]
+        LOG.info("Skipping periodic task %(task)s because it is disabled", {"task": name})
+        return False
+    if task._periodic_spacing == 0:  # type: ignore[attr-defined]
+        task._periodic_spacing = DEFAULT_INTERVAL  # type: ignore[attr-defined]
+    tasks.append((name, task))
+    spacings[name] = task._periodic_spacing  # type: ignore[attr-defined]
+    return True
+
+
+@dataclasses.dataclass
+class TaskStats:
+    """What one periodic task has done so far.  Times are ``now()`` readings."""
+
+    name: str
+    spacing: float
+    #: When the task is next due (None: not scheduled, e.g. external and filtered).
+    next_due: float | None = None
+    runs: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    #: Due runs that did not happen (the service fell behind, or the task was still running).
+    skipped: int = 0
+    first_start: float | None = None
+    last_start: float | None = None
+    last_duration: float | None = None
+    last_error: str | None = None
+
+    @property
+    def mean_period(self) -> float | None:
+        """Mean seconds between the starts of consecutive runs."""
+        if self.runs < 2 or self.first_start is None or self.last_start is None:
+            return None
+        return (self.last_start - self.first_start) / (self.runs - 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["mean_period"] = self.mean_period
+        return data
+
+
+class _TaskState:
+    """Scheduling state of one task of one instance."""
+
+    __slots__ = ("index", "task", "anchor", "due", "version", "running", "stats")
+
+    def __init__(self, index: int, task: Callable[..., Any], stats: TaskStats) -> None:
+        self.index = index
+        self.task = task
+        self.anchor: float | None = None  # the unjittered grid the task runs on
+        self.due: float | None = None
+        self.version = 0
+        self.running = False
+        self.stats = stats
+
+
+class _LastRunMap(dict):  # type: ignore[type-arg]
+    """``_periodic_last_run``: writing an entry reschedules that task (as in oslo)."""
+
+    __slots__ = ("_owner",)
+
+    def __setitem__(self, name: str, value: float | None) -> None:
+        dict.__setitem__(self, name, value)
+        owner = getattr(self, "_owner", None)
+        if owner is not None and name in owner._periodic_state:
+            owner._reschedule(name, value)
+
+
+class PeriodicTasks(metaclass=_PeriodicTasksMeta):
+    """Base class of managers with periodic tasks."""
+
+    _periodic_tasks: list[tuple[str, Callable[..., Any]]]
+    _periodic_spacing: dict[str, float]
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        super().__init__()
+        self.conf = conf
+        self.conf.register_opts(periodic_opts)
+        # Per-instance copies: add_periodic_task changes this instance only.
+        self._periodic_tasks = list(type(self)._periodic_tasks)
+        self._periodic_spacing = dict(type(self)._periodic_spacing)
+        self._periodic_lock = threading.Lock()
+        self._periodic_state: dict[str, _TaskState] = {}
+        self._periodic_heap: list[tuple[float, int, int, str]] = []
+        self._periodic_seq = 0
+        last_run = _LastRunMap()
+        self._periodic_last_run = last_run
+        created = now()
+        for name, task in self._periodic_tasks:
+            self._schedule_new(name, task, created)
+        last_run._owner = self
+
+    # -- schedule ---------------------------------------------------------
+
+    def _schedule_new(self, name: str, task: Callable[..., Any], created: float) -> None:
+        spacing = self._periodic_spacing[name]
+        state = _TaskState(len(self._periodic_state), task, TaskStats(name, spacing))
+        self._periodic_state[name] = state
+        if task._periodic_immediate:  # type: ignore[attr-defined]
+            dict.__setitem__(self._periodic_last_run, name, None)
+            self._push(name, state, created)
+        else:
+            dict.__setitem__(self._periodic_last_run, name, created)
+            state.anchor = created
+            self._push(name, state, created + spacing)
+
+    def _push(self, name: str, state: _TaskState, due: float) -> None:
+        state.version += 1
+        state.due = due
+        state.stats.next_due = due
+        self._periodic_seq += 1
+        heapq.heappush(self._periodic_heap, (due, state.index, state.version, name))
+
+    def _reschedule(self, name: str, last_run: float | None) -> None:
+        with self._periodic_lock:
+            state = self._periodic_state[name]
+            state.anchor = last_run
+            due = now() if last_run is None else last_run + self._periodic_spacing[name]
+            self._push(name, state, due)
+
+    def add_periodic_task(self, task: Callable[..., Any]) -> bool:
+        """Add a ``@periodic_task`` function to this instance only.
+
+        :returns: False when the task is disabled.
+        :raises InvalidPeriodicTaskArg: ``task`` is not decorated, or this
+            instance already has a task of that name.
+        """
+        if not getattr(task, "_periodic_task", False):
+            raise InvalidPeriodicTaskArg(
+                f"add_periodic_task needs a @periodic_task function, got {task!r}")
+        name = task._periodic_name  # type: ignore[attr-defined]
+        with self._periodic_lock:
+            if name in self._periodic_state:
+                raise InvalidPeriodicTaskArg(
+                    f"{type(self).__name__} already has a periodic task named {name!r}",
+                    arg=name)
+            if not _register(self._periodic_tasks, self._periodic_spacing, task):
+                return False
+            self._schedule_new(name, task, now())
+        return True
+
+    # -- running ----------------------------------------------------------
+
+    def _take_due(self, current: float) -> list[tuple[str, _TaskState]]:
+        """Pop every task due at ``current``, in declaration order."""
+        heap = self._periodic_heap
+        state_of = self._periodic_state
+        due: list[tuple[str, _TaskState]] = []
+        with self._periodic_lock:
+            while heap and heap[0][0] <= current:
+                _, _, version, name = heapq.heappop(heap)
+                state = state_of.get(name)
+                if state is None or state.version != version:
+                    continue  # stale entry
+                state.due = None
+                due.append((name, state))
+        due.sort(key=lambda item: item[1].index)
+        return due
+
+    def _idle_for(self, current: float) -> float:
+        heap = self._periodic_heap
+        with self._periodic_lock:
+            while heap:
+                _, _, version, name = heap[0]
+                state = self._periodic_state.get(name)
+                if state is not None and state.version == version:
+                    return max(0.0, min(DEFAULT_INTERVAL, heap[0][0] - current))
+                heapq.heappop(heap)
+        return DEFAULT_INTERVAL
+
+    def _external_filtered(self, task: Callable[..., Any]) -> bool:
+        return bool(task._periodic_external_ok  # type: ignore[attr-defined]
+                    and not self.conf.run_external_periodic_tasks)
+
+    def _begin(self, name: str, state: _TaskState, started: float) -> bool:
+        """Record the start of a due run; False when it must be skipped."""
+        spacing = self._periodic_spacing[name]
+        stats = state.stats
+        with self._periodic_lock:
+            if state.running:
+                stats.skipped += 1
+                LOG.warning("Periodic task %(task)s is still running: skipping this run",
+                            {"task": name})
+                self._push(name, state, started + spacing)
+                return False
+            anchor = state.anchor
+            if anchor is None:
+                boundary = started
+            else:
+                periods = max(1, math.floor((started - anchor) / spacing))
+                if periods > 1:
+                    stats.skipped += periods - 1
+                    LOG.warning("Periodic task %(task)s fell behind: %(n)d run(s) skipped",
+                                {"task": name, "n": periods - 1})
+                boundary = anchor + periods * spacing
+            state.anchor = boundary
+            jitter = 0 if anchor is None else _jitter(spacing)
+            dict.__setitem__(self._periodic_last_run, name, boundary + jitter)
+            self._push(name, state, boundary + spacing + jitter)
+            state.running = True
+            stats.runs += 1
+            if stats.first_start is None:
+                stats.first_start = started
+            stats.last_start = started
+        return True
+
+    def _run_one(self, name: str, state: _TaskState, context: Any, raise_on_error: bool) -> None:
+        full_name = f"{type(self).__name__}.{name}"
+        stats = state.stats
+        LOG.debug("Running periodic task %(full_task_name)s", {"full_task_name": full_name})
+        began = _clock.monotonic()
+        try:
+            state.task(self, context)
+        except BaseException as exc:
+            stats.failures += 1
+            stats.consecutive_failures += 1
+            stats.last_error = f"{type(exc).__name__}: {exc}"
+            if raise_on_error:
+                raise
+            LOG.exception("Error during %(full_task_name)s", {"full_task_name": full_name})
+        else:
+            stats.consecutive_failures = 0
+        finally:
+            stats.last_duration = _clock.monotonic() - began
+            state.running = False
+
+    def run_periodic_tasks(self, context: Any, raise_on_error: bool = False) -> float:
+        """Run every task that is due; return the seconds until the next is due.
+
+        The result is never more than DEFAULT_INTERVAL.  A failing task is
+        logged with its traceback and the others still run, unless
+        ``raise_on_error`` is true.
+        """
+        current = now()
+        due = self._take_due(current)
+        if not due:
+            return self._idle_for(current)
+        for name, state in due:
+            if self._external_filtered(state.task):
+                self._park(name, state, current)
+                continue
+            if not self._begin(name, state, current):
+                continue
+            self._run_one(name, state, context, raise_on_error)
+            backend.get_backend().native_sleep(0)
+        return self._idle_for(now())
+
+    def _park(self, name: str, state: _TaskState, current: float) -> None:
+        """Hold a task filtered by configuration until its next slot."""
+        with self._periodic_lock:
+            self._push(name, state, current + self._periodic_spacing[name])
+
+    def run_periodic_tasks_in_parallel(self, context: Any, raise_on_error: bool = False,
+                                       processes: int | None = None) -> float:
+        """Run the due tasks concurrently on the active backend, in this process.
+
+        At most ``processes`` (default: the number of CPUs) tasks run at once.
+        Changes the tasks make to the manager are kept.  Returns like
+        :meth:`run_periodic_tasks`; with ``raise_on_error`` the first error
+        is re-raised after every started task has finished.
+        """
+        if processes is not None and (isinstance(processes, bool) or
+                                      not isinstance(processes, int) or processes < 1):
+            raise ValueError(f"processes must be a positive int or None, got {processes!r}")
+        current = now()
+        runnable = []
+        for name, state in self._take_due(current):
+            if self._external_filtered(state.task):
+                self._park(name, state, current)
+            elif self._begin(name, state, current):
+                runnable.append((name, state))
+        if runnable:
+            errors = _run_concurrently(
+                [functools.partial(self._run_one, name, state, context, raise_on_error)
+                 for name, state in runnable],
+                processes or os.cpu_count() or 1)
+            if errors and raise_on_error:
+                raise errors[0]
+        return self._idle_for(now())
+
+    # -- statistics -------------------------------------------------------
+
+    def periodic_task_stats(self) -> dict[str, TaskStats]:
+        """A snapshot of every task's statistics, by task name."""
+        with self._periodic_lock:
+            return {name: dataclasses.replace(state.stats)
+                    for name, state in self._periodic_state.items()}
+
+    def log_periodic_task_stats(self, level: int = std_logging.INFO) -> str:
+        """Log a one-line summary of every task's statistics; returns the line."""
+        parts = []
+        for name, stats in self.periodic_task_stats().items():
+            mean = stats.mean_period
+            part = (f"{name} every {stats.spacing:g}s: {stats.runs} runs, "
+                    f"{stats.failures} failed, {stats.skipped} skipped")
+            if mean is not None:
+                part += f", mean period {mean:.1f}s"
+            parts.append(part)
+        line = f"{type(self).__name__} periodic tasks: " + ("; ".join(parts) or "none")
+        LOG.log(level, "%s", line)
+        return line
+
+
+def _run_concurrently(calls: Iterable[Callable[[], None]], limit: int) -> list[BaseException]:
+    """Run ``calls`` on at most ``limit`` backend threads; return their errors."""
+    pending = list(calls)
+    errors: list[BaseException] = []
+    active = backend.get_backend()
+    lock = active.lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                call = pending.pop(0)
+            try:
+                call()
+            except BaseException as exc:  # collected, re-raised by the caller if asked
+                with lock:
+                    errors.append(exc)
+
+    threads = [active.spawn(worker, name="tickwork-periodic-worker")
+               for _ in range(min(limit, len(pending)))]
+    for thread in threads:
+        thread.wait()
+    return errors
+
