@@ -44,6 +44,7 @@ autodoc_default_options = {
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
+autodoc_typehints_description_target = "documented"
 autoclass_content = "both"
 # Names in signatures stay as written (``Event``, ``DoneEvent``) instead of
 # being expanded, which keeps the reference readable.
