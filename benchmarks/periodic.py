@@ -7,7 +7,9 @@ long spacing so that none is due, and times one pass of
 every time it wakes up.  Also reports how long building the class and the
 instance took, and the memory each task costs (tracemalloc, over decoration,
 class creation and instantiation; the task functions themselves exist before
-tracing starts, as they would in a real module).
+tracing starts, as they would in a real module).  ``--build add`` gives the
+tasks to the instance with ``add_periodic_task`` instead of the class, for
+when class creation itself is too slow to wait for.
 
 Usage::
 
@@ -43,35 +45,47 @@ def _make_functions(count: int) -> list[Callable[[Any, Any], None]]:
     return functions
 
 
-def _build(periodic_task: Any, functions: list[Callable[..., None]], spacing: float) -> Any:
-    """Decorate the functions, create the manager class and one instance."""
+def _build(periodic_task: Any, functions: list[Callable[..., None]], spacing: float,
+           how: str = "class") -> Any:
+    """Decorate the functions and create a manager with them as its tasks.
+
+    ``how="class"``: the tasks are methods of the class, collected by the
+    metaclass (the usual way).  ``how="add"``: the class has no tasks and each
+    one is given to the instance with ``add_periodic_task``.
+    """
     namespace: dict[str, Any] = {"__module__": __name__}
     decorate = periodic_task.periodic_task(spacing=spacing)
-    for function in functions:
-        namespace[function.__name__] = decorate(function)
+    decorated = [decorate(function) for function in functions]
+    if how == "class":
+        for task in decorated:
+            namespace[task.__name__] = task
     meta = type(periodic_task.PeriodicTasks)
     manager_class = meta("Manager", (periodic_task.PeriodicTasks,), namespace)
-    return manager_class(cfg.ConfigOpts())
+    manager = manager_class(cfg.ConfigOpts())
+    if how == "add":
+        for task in decorated:
+            manager.add_periodic_task(task)
+    return manager
 
 
 def measure(lib: str, tasks: int, spacing: float, min_time: float,
-            max_passes: int) -> dict[str, object]:
+            max_passes: int, how: str = "class") -> dict[str, object]:
     """Time passes with nothing due; all durations in microseconds."""
     periodic_task = _util.module(lib, "periodic_task")
 
     # Build once untraced for the build time, once traced for the memory,
     # after a small build that pays the one-time costs (lazy imports, caches).
-    _build(periodic_task, _make_functions(10), spacing)
+    _build(periodic_task, _make_functions(10), spacing, how)
     functions = _make_functions(tasks)
     gc.collect()
     started = time.perf_counter()
-    _build(periodic_task, functions, spacing)
+    _build(periodic_task, functions, spacing, how)
     build_us = (time.perf_counter() - started) * 1e6
 
     functions = _make_functions(tasks)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    manager = _build(periodic_task, functions, spacing)
+    manager = _build(periodic_task, functions, spacing, how)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
 
@@ -88,6 +102,7 @@ def measure(lib: str, tasks: int, spacing: float, min_time: float,
         raise SystemExit(f"{_CALLS[0]} task(s) ran; the benchmark expects none to be due")
     return {
         "tasks": tasks,
+        "build": how,
         "spacing": spacing,
         "passes": len(samples),
         "median_us": _util.median(samples),
@@ -108,9 +123,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-time", type=float, default=0.5,
                         help="seconds to keep timing passes (default 0.5)")
     parser.add_argument("--max-passes", type=int, default=20000)
+    parser.add_argument("--build", choices=("class", "add"), default="class",
+                        help="tasks as class methods (default) or added to the instance "
+                             "with add_periodic_task")
     args = parser.parse_args(argv)
     _util.setup_process(args.lib, args.backend, args.monkey_patch)
-    result = measure(args.lib, args.tasks, args.spacing, args.min_time, args.max_passes)
+    result = measure(args.lib, args.tasks, args.spacing, args.min_time, args.max_passes,
+                     args.build)
     result.update(bench="periodic", lib=args.lib, backend=args.backend,
                   monkey_patch=args.monkey_patch)
     _util.emit(result)
