@@ -9,17 +9,44 @@ patch them keep working) and waits on the backend's native events.
 
 from __future__ import annotations
 
+import random
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tickwork.backend.base import Event
 
-__all__ = ["Clock", "RealClock", "StopWatch", "get_clock", "monotonic", "set_clock", "wall"]
+__all__ = [
+    "Clock",
+    "RandomSource",
+    "RealClock",
+    "StopWatch",
+    "get_clock",
+    "monotonic",
+    "set_clock",
+    "wall",
+]
+
+
+class RandomSource(Protocol):
+    """The random numbers tickwork draws (jitter): the :mod:`random` module's API."""
+
+    def random(self) -> float: ...
+
+    def uniform(self, a: float, b: float) -> float: ...
+
+    def gauss(self, mu: float = 0.0, sigma: float = 1.0) -> float: ...
 
 
 class Clock:
-    """What tickwork needs from a clock."""
+    """What tickwork needs from a clock.
+
+    ``rng`` is the random source for jitter: the :mod:`random` module on the
+    real clock (so ``random.seed`` and patches of it apply), a seeded
+    :class:`random.Random` on a virtual one.
+    """
+
+    rng: RandomSource = random
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes backwards."""
@@ -46,11 +73,17 @@ class Clock:
         """Pause the calling thread for ``seconds``."""
         raise NotImplementedError
 
-    def thread_started(self) -> None:
-        """A tickwork thread began running (virtual clocks count them)."""
+    def thread_started(self, handle: Any = None) -> None:
+        """A tickwork thread was spawned: runnable from now on (virtual clocks count them).
 
-    def thread_finished(self) -> None:
-        """A tickwork thread ended."""
+        Called by the spawning thread, before the new thread runs.
+        """
+
+    def thread_running(self, handle: Any = None) -> None:
+        """Called by a spawned tickwork thread itself when it starts running."""
+
+    def thread_finished(self, handle: Any = None) -> None:
+        """A tickwork thread ended (or was killed before it ever ran)."""
 
 
 class RealClock(Clock):

@@ -121,7 +121,10 @@ class DoneEvent:
 class ThreadHandle:
     """A running thread of either backend."""
 
-    __slots__ = ("_done", "_result", "_links", "_lock", "name", "native", "ident", "__weakref__")
+    __slots__ = ("_done", "_result", "_links", "_lock", "_clock", "_state", "name", "native",
+                 "ident", "__weakref__")
+
+    _CREATED, _RUNNING, _ENDED = 0, 1, 2
 
     def __init__(self, done: Event, lock: Any, name: str | None) -> None:
         self._done = DoneEvent(done)
@@ -130,10 +133,25 @@ class ThreadHandle:
         self.name = name
         self.native: Any = None
         self.ident: Any = None
+        # The clock counts the thread from its creation (it is runnable before
+        # it first runs); a thread killed before it ever ran ends when its
+        # result is sent.
+        self._state = self._CREATED
+        self._clock = _clock.get_clock()
+        self._clock.thread_started(self)
+        done.add_listener(self._ended_unrun)
+
+    def _ended_unrun(self) -> None:
+        if self._state == self._CREATED:
+            self._state = self._ENDED
+            self._clock.thread_finished(self)
 
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        clock = _clock.get_clock()
-        clock.thread_started()
+        clock = self._clock
+        if self._state != self._CREATED:
+            return
+        self._state = self._RUNNING
+        clock.thread_running(self)
         try:
             try:
                 result = fn(*args, **kwargs)
@@ -148,7 +166,8 @@ class ThreadHandle:
             for func, largs, lkwargs in links:
                 func(self, *largs, **lkwargs)
         finally:
-            clock.thread_finished()
+            self._state = self._ENDED
+            clock.thread_finished(self)
 
     def link(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Call ``func(handle, *args, **kwargs)`` when the thread ends."""

@@ -1,0 +1,463 @@
+"""Test fixtures: oslo.service's SleepFixture, and FakeClock (virtual time).
+
+:class:`SleepFixture` is the drop-in for ``oslo_service.fixture.SleepFixture``:
+looping calls stop sleeping and every sleep is recorded on ``mock_wait``.  It
+works on both backends (oslo.service's patches eventlet's event and so does
+nothing on native threads).
+
+:class:`FakeClock` goes further: it replaces the clock every tickwork timer
+reads and waits on, so looping calls, thread group timers, services and
+periodic tasks run on virtual time, in deadline order, without sleeping::
+
+    clock = self.useFixture(FakeClock())
+    loop = FixedIntervalLoopingCall(f)
+    loop.start(10)
+    clock.advance(3600)          # f ran 361 times, each at its exact due time
+
+    with FakeClock(autojump=True):
+        # time jumps whenever everything waits, so this returns at once
+        FixedIntervalLoopingCall(g).start(10).wait()
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import numbers
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+from unittest import mock
+
+import fixtures
+
+from tickwork import clock as _clock
+from tickwork.backend import get_backend
+from tickwork.backend.base import Backend, Event
+
+__all__ = ["FakeClock", "FakeClockError", "PendingWait", "SleepFixture"]
+
+# Real time for FakeClock's own bounded waits, immune to tests patching time.
+_real_monotonic = time.monotonic
+
+
+class SleepFixture(fixtures.Fixture):
+    """Looping calls do not sleep while active; ``mock_wait`` records each sleep.
+
+    Every wait of every looping call (fixed, with timeout, dynamic, back-off,
+    RetryDecorator, thread group timers) calls ``mock_wait(timeout)`` with the
+    seconds it would have slept, then returns at once, on both backends.
+    Setting ``mock_wait.side_effect`` runs code in place of each sleep.
+
+    Example::
+
+        sleepfx = self.useFixture(fixture.SleepFixture())
+        thing_that_hits_a_loopingcall()
+        self.assertEqual(5, sleepfx.mock_wait.call_count)
+    """
+
+    mock_wait: mock.MagicMock
+
+    def _setUp(self) -> None:
+        from tickwork.loopingcall import LoopingCallBase
+
+        self.mock_wait = mock.MagicMock(name="mock_wait")
+        mock_wait = self.mock_wait
+
+        def _sleep(loop: LoopingCallBase, timeout: float) -> Any:
+            result = mock_wait(timeout)
+            # Let other threads run, as a real sleep would: a loop that
+            # never yields would starve every other greenthread.
+            get_backend().native_sleep(0)
+            return result
+
+        self.useFixture(fixtures.MockPatchObject(LoopingCallBase, "_sleep", _sleep))
+
+
+class FakeClockError(RuntimeError):
+    """The fake clock cannot go on (threads that never settle, a second driver)."""
+
+
+class PendingWait(NamedTuple):
+    """A wait that ends at ``deadline`` (virtual monotonic seconds) unless woken before."""
+
+    deadline: float
+    name: str
+
+
+_FOREIGN_RANK = math.inf
+
+
+class _Waiter:
+    """One thread blocked in :meth:`FakeClock.wait_until`."""
+
+    __slots__ = ("clock", "deadline", "flag", "handle", "name", "woken")
+
+    def __init__(self, clock: FakeClock, deadline: float | None, flag: Event) -> None:
+        self.clock = clock
+        self.deadline = deadline
+        self.flag = flag  # a private native event the thread blocks on
+        self.handle: Any = None
+        self.name = ""
+        self.woken = False
+
+    def on_event(self) -> None:
+        with self.clock._lock:
+            self.clock._wake_locked(self)
+
+
+def _check_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+    return float(value)
+
+
+class FakeClock(_clock.Clock, fixtures.Fixture):
+    """A virtual clock for tests: a fixture and a context manager.
+
+    While installed, every tickwork timer reads and waits on virtual time,
+    which moves only when the test moves it (:meth:`advance`,
+    :meth:`run_until`) or, with ``autojump``, whenever every tickwork thread
+    and the test thread are waiting on the clock.  Nothing sleeps for real.
+
+    Waits that fall due are ended one at a time in deadline order (ties: the
+    thread spawned first, then the wait begun first), and the clock waits for
+    the woken thread to finish what it does before ending the next wait, so
+    each run sees :meth:`now` equal to its own due time and the same test
+    gives the same sequence of runs every time.
+
+    Threads are counted from their spawn: start the looping calls, thread
+    groups and services under test while the clock is installed.
+
+    :param start: the virtual monotonic time at the start.
+    :param wall: the virtual wall time (seconds since the epoch) at the start.
+    :param autojump: jump to the next deadline whenever everything waits.
+    :param seed: seed of :attr:`rng`, the random source jitter is drawn from.
+    :param settle_timeout: real seconds to wait for busy threads to block
+        before :class:`FakeClockError` is raised.
+    """
+
+    #: The default virtual wall time at the start: 2024-01-01T00:00:00Z.
+    DEFAULT_WALL = 1704067200.0
+    #: Real seconds between checks while an autojumping waiter has nothing to jump to.
+    IDLE_POLL = 0.05
+
+    def __init__(self, start: float = 0.0, wall: float = DEFAULT_WALL, *,
+                 autojump: bool = False, seed: int | None = 0,
+                 settle_timeout: float = 10.0) -> None:
+        for name, value in (("start", start), ("wall", wall)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
+                    not math.isfinite(value)):
+                raise TypeError(f"{name} must be a finite number of seconds, got {value!r}")
+        _check_seconds("settle_timeout", settle_timeout)
+        self._now = float(start)
+        self._wall_offset = float(wall) - float(start)
+        self.rng: random.Random = random.Random(seed)
+        self.settle_timeout = float(settle_timeout)
+        self._autojump = bool(autojump)
+        self._lock = threading.Lock()
+        self._heap: list[tuple[float, float, int, _Waiter]] = []
+        self._seq = itertools.count()
+        self._spawned = itertools.count()
+        # Live tickwork threads counted by this clock: handle -> [ident, rank].
+        self._threads: dict[Any, list[Any]] = {}
+        self._idents: dict[Any, Any] = {}
+        # Tickwork threads blocked on the clock: handle -> waiter.
+        self._blocked: dict[Any, _Waiter] = {}
+        # Other threads (the test's) blocked on the clock, oldest first.
+        self._foreign: list[_Waiter] = []
+        self._driver: Any = None
+        self._backend_obj: Backend | None = None
+        self._quiet: Event | None = None
+        self._previous: _clock.Clock | None = None
+
+    # -- fixture ---------------------------------------------------------
+
+    def _setUp(self) -> None:
+        self._get_backend()
+        self._previous = _clock.set_clock(self)
+        self.addCleanup(self._uninstall)
+
+    def _uninstall(self) -> None:
+        if _clock.get_clock() is self:
+            _clock.set_clock(self._previous)
+        self._previous = None
+
+    def _get_backend(self) -> Backend:
+        backend = self._backend_obj
+        if backend is None:
+            backend = self._backend_obj = get_backend()
+            self._quiet = backend.event()
+        return backend
+
+    # -- reading ---------------------------------------------------------
+
+    def now(self) -> float:
+        """The virtual monotonic time."""
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        return self._now + self._wall_offset
+
+    @property
+    def autojump(self) -> bool:
+        """Whether time jumps to the next deadline whenever everything waits."""
+        return self._autojump
+
+    @autojump.setter
+    def autojump(self, value: bool) -> None:
+        with self._lock:
+            self._autojump = bool(value)
+            if self._autojump and self._driver is None:
+                self._hand_over_locked()
+
+    def pending(self) -> list[PendingWait]:
+        """The waits that will end by deadline, earliest (first to end) first."""
+        with self._lock:
+            live = sorted(entry for entry in self._heap if not entry[3].woken)
+        return [PendingWait(deadline, waiter.name) for deadline, _, _, waiter in live]
+
+    # -- threads ---------------------------------------------------------
+
+    def thread_started(self, handle: Any = None) -> None:
+        if handle is None:
+            return
+        with self._lock:
+            self._threads[handle] = [None, next(self._spawned)]
+
+    def thread_running(self, handle: Any = None) -> None:
+        ident = self._get_backend().current_ident()
+        with self._lock:
+            entry = self._threads.get(handle)
+            if entry is not None:
+                entry[0] = ident
+                self._idents[ident] = handle
+
+    def thread_finished(self, handle: Any = None) -> None:
+        with self._lock:
+            entry = self._threads.pop(handle, None)
+            if entry is None:
+                return
+            if entry[0] is not None and self._idents.get(entry[0]) is handle:
+                del self._idents[entry[0]]
+            self._blocked.pop(handle, None)
+            self._signal_locked()
+
+    def _signal_locked(self) -> None:
+        if self._quiet is not None:
+            self._quiet.set()
+
+    def _busy_locked(self, own: Any) -> int:
+        busy = len(self._threads) - len(self._blocked)
+        if own is not None and own in self._threads and own not in self._blocked:
+            busy -= 1
+        return busy
+
+    def _settle(self, own: Any) -> None:
+        """Wait (in real time) until no tickwork thread but ``own`` is runnable."""
+        self._get_backend()
+        quiet = self._quiet
+        assert quiet is not None
+        give_up: float | None = None
+        while True:
+            with self._lock:
+                if self._busy_locked(own) <= 0:
+                    return
+                quiet.clear()
+            now = _real_monotonic()
+            if give_up is None:
+                give_up = now + self.settle_timeout
+            elif now >= give_up:
+                with self._lock:
+                    busy = [self._thread_name(h) for h in self._threads
+                            if h not in self._blocked and h is not own]
+                if busy:
+                    raise FakeClockError(
+                        f"tickwork threads still busy after {self.settle_timeout:g} s of real "
+                        f"time (blocked on something other than the clock, or never waiting): "
+                        f"{', '.join(busy)}")
+                return
+            quiet.native_wait(give_up - now)
+
+    @staticmethod
+    def _thread_name(handle: Any) -> str:
+        return getattr(handle, "name", None) or repr(handle)
+
+    # -- waiting ---------------------------------------------------------
+
+    def wait_until(self, event: Event, deadline: float | None) -> bool:
+        if event.is_set():
+            return True
+        backend = self._get_backend()
+        if deadline is not None and deadline <= self._now:
+            backend.native_sleep(0)
+            return event.is_set()
+        ident = backend.current_ident()
+        waiter = _Waiter(self, deadline, backend.event())
+        with self._lock:
+            handle = self._idents.get(ident)
+            if handle is not None:
+                waiter.handle = handle
+                waiter.name = self._thread_name(handle)
+                rank = self._threads[handle][1]
+            else:
+                waiter.name = threading.current_thread().name
+                rank = _FOREIGN_RANK
+            if deadline is not None:
+                heapq.heappush(self._heap, (deadline, rank, next(self._seq), waiter))
+            event.add_listener(waiter.on_event)
+            if event.is_set():
+                waiter.woken = True
+            elif handle is not None:
+                self._blocked[handle] = waiter
+                self._signal_locked()
+            else:
+                self._foreign.append(waiter)
+        try:
+            if not waiter.woken:
+                self._block(waiter, ident)
+        finally:
+            with self._lock:
+                event.remove_listener(waiter.on_event)
+                self._wake_locked(waiter)
+        return event.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        backend = self._get_backend()
+        if seconds <= 0:
+            backend.native_sleep(0)
+            return
+        self.wait_until(backend.event(), self._now + seconds)
+
+    def _wake_locked(self, waiter: _Waiter) -> None:
+        if waiter.woken:
+            return
+        waiter.woken = True
+        if waiter.handle is not None:
+            self._blocked.pop(waiter.handle, None)
+        else:
+            try:
+                self._foreign.remove(waiter)
+            except ValueError:
+                pass
+        waiter.flag.set()
+
+    def _block(self, waiter: _Waiter, ident: Any) -> None:
+        while True:
+            if waiter.handle is None and self._autojump and self._claim(ident):
+                try:
+                    while not self._drive(lambda: waiter.woken, None, None):
+                        # Nothing is scheduled: only a thread the clock does
+                        # not know can end this wait.
+                        waiter.flag.native_wait(self.IDLE_POLL)
+                finally:
+                    self._release()
+                return
+            waiter.flag.native_wait(None)
+            with self._lock:
+                if waiter.woken:
+                    return
+                waiter.flag.clear()  # woken to take over driving the clock
+
+    def _claim(self, ident: Any) -> bool:
+        with self._lock:
+            if self._driver is None:
+                self._driver = ident
+                return True
+            return False
+
+    def _release(self) -> None:
+        with self._lock:
+            self._driver = None
+            if self._autojump:
+                self._hand_over_locked()
+
+    def _hand_over_locked(self) -> None:
+        for waiter in self._foreign:
+            if not waiter.woken:
+                waiter.flag.set()
+                return
+
+    def _drive(self, done: Callable[[], bool], limit: float | None, own: Any) -> bool:
+        """End due waits in order until ``done()``; False when none is left by ``limit``."""
+        while True:
+            self._settle(own)
+            if done():
+                return True
+            with self._lock:
+                heap = self._heap
+                while heap and heap[0][3].woken:
+                    heapq.heappop(heap)
+                if not heap or (limit is not None and heap[0][0] > limit):
+                    return False
+                deadline, _, _, waiter = heapq.heappop(heap)
+                if deadline > self._now:
+                    self._now = deadline
+                self._wake_locked(waiter)
+
+    def _driving(self) -> tuple[Any, Any]:
+        backend = self._get_backend()
+        ident = backend.current_ident()
+        if not self._claim(ident):
+            raise FakeClockError("another thread is already moving this fake clock")
+        with self._lock:
+            own = self._idents.get(ident)
+        return ident, own
+
+    # -- moving time -----------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move time ``seconds`` forward, running everything due on the way.
+
+        Each wait due in the window ends in deadline order with :meth:`now` at
+        its deadline; returns once every tickwork thread waits again, with
+        :meth:`now` ``seconds`` later than before.
+        """
+        seconds = _check_seconds("seconds", seconds)
+        _, own = self._driving()
+        try:
+            target = self._now + seconds
+            self._drive(lambda: False, target, own)
+            with self._lock:
+                if target > self._now:
+                    self._now = target
+        finally:
+            self._release()
+
+    def run_until(self, until: Callable[[], bool] | float, timeout: float | None = None) -> bool:
+        """Run until ``until`` (a predicate, or a virtual monotonic time) is reached.
+
+        With a predicate, waits end in deadline order until it returns true
+        (checked first, and whenever every tickwork thread waits); returns
+        False when nothing is left to run, or ``timeout`` virtual seconds pass
+        first.  With a time, advances to it (which must not be in the past)
+        and returns True.
+        """
+        if not callable(until):
+            if isinstance(until, bool) or not isinstance(until, numbers.Real):
+                raise TypeError(f"run_until needs a predicate or a time, got {until!r}")
+            if until < self._now:
+                raise ValueError(f"cannot run until {until!r}: the clock is already at "
+                                 f"{self._now!r}")
+            self.advance(until - self._now)
+            return True
+        limit = None if timeout is None else self._now + _check_seconds("timeout", timeout)
+        _, own = self._driving()
+        try:
+            reached = self._drive(until, limit, own)
+            if not reached and limit is not None:
+                with self._lock:
+                    if limit > self._now:
+                        self._now = limit
+                reached = bool(until())
+            return reached
+        finally:
+            self._release()
