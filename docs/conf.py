@@ -45,7 +45,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 autodoc_typehints_description_target = "documented"
-autoclass_content = "both"
+autoclass_content = "class"
 # Names in signatures stay as written (``Event``, ``DoneEvent``) instead of
 # being expanded, which keeps the reference readable.
 autodoc_preserve_defaults = True
