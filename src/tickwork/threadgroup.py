@@ -1,0 +1,395 @@
+"""Thread groups: a service's threads and timers, stopped and waited for together.
+
+Same public names and signatures as ``oslo_service.threadgroup`` (4.x), one
+implementation for both backends, built on the backend's threads and on
+:mod:`tickwork.loopingcall` timers.  Differences from oslo.service:
+
+* ``thread_pool_size`` and ``max_threads`` are both accepted on both backends;
+* :meth:`ThreadGroup.stop_timers` with ``wait=True``, :meth:`ThreadGroup.stop`
+  with ``graceful=True`` and :meth:`ThreadGroup.wait` may be called from inside
+  one of the group's own timers or threads: they do not wait for the caller
+  itself, so they do not deadlock;
+* :meth:`ThreadGroup.wait` accepts a ``timeout`` and says whether everything
+  finished;
+* on the threading backend a running thread cannot be killed: ``stop()`` of a
+  thread that already runs only takes effect when it returns (a thread that
+  has not started yet is cancelled).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+from oslo_log import log as logging
+
+from tickwork import clock as _clock
+from tickwork import loopingcall
+from tickwork.backend import BackendType, get_backend
+from tickwork.backend.base import ThreadHandle
+
+LOG = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_POOL_SIZE", "Thread", "ThreadGroup"]
+
+#: The default ``thread_pool_size`` per backend (oslo.service's defaults).
+DEFAULT_POOL_SIZE = {BackendType.EVENTLET: 10, BackendType.THREADING: 1000}
+
+
+class _Slots:
+    """A counting semaphore made of a backend lock and event."""
+
+    def __init__(self, size: int) -> None:
+        backend = get_backend()
+        self._lock = backend.lock()
+        self._freed = backend.event()
+        self.size = size
+        self._free = size
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                if self._free > 0:
+                    self._free -= 1
+                    return
+                self._freed.clear()
+            self._freed.wait()
+
+    def release(self) -> None:
+        with self._lock:
+            self._free += 1
+            self._freed.set()
+
+    @property
+    def in_use(self) -> int:
+        return self.size - self._free
+
+
+class Thread:
+    """A thread of a :class:`ThreadGroup` (returned by ``add_thread``)."""
+
+    def __init__(self, thread: ThreadHandle | None, group: ThreadGroup | None = None,
+                 link: bool = True) -> None:
+        self.thread = thread
+        self._group = group
+        self._ident: Any = None
+        self._cancelled = False
+        self._started = False
+        if link and thread is not None and group is not None:
+            thread.link(lambda _handle: group.thread_done(self))
+
+    @property
+    def ident(self) -> Any:
+        """The running thread's identity (the backend's ``current_ident()`` inside it)."""
+        if self._ident is not None:
+            return self._ident
+        return self.thread.ident if self.thread is not None else None
+
+    def _is_current(self) -> bool:
+        ident = self.ident
+        return ident is not None and ident == get_backend().current_ident()
+
+    def stop(self) -> None:
+        """Kill the thread where the backend can; cancel it if it has not started."""
+        self._cancelled = True
+        if self.thread is not None and not self._started:
+            return
+        if self.thread is not None and not get_backend().kill(self.thread):
+            LOG.debug("Thread %s cannot be killed on this backend; it ends when it returns",
+                      self.thread.name)
+
+    def cancel(self, *throw_args: Any) -> None:
+        """Stop the thread only if it has not started running yet."""
+        if not self._started:
+            self._cancelled = True
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """The thread's return value, or its exception re-raised."""
+        if self.thread is None:
+            return None
+        return self.thread.wait(timeout)
+
+    def dead(self) -> bool:
+        return self.thread is None or self.thread.dead()
+
+    def link(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Call ``func(thread, *args, **kwargs)`` when the thread ends (this Thread object)."""
+        if self.thread is None:
+            func(self, *args, **kwargs)
+            return
+        self.thread.link(lambda _handle: func(self, *args, **kwargs))
+
+
+class _TimerCallback:
+    """The function a group timer loops on: records which thread runs it."""
+
+    def __init__(self, callback: Callable[..., Any]) -> None:
+        self.__wrapped__ = callback
+        for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+            try:
+                setattr(self, attr, getattr(callback, attr))
+            except AttributeError:
+                pass
+        self.ident: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.ident = get_backend().current_ident()
+        return self.__wrapped__(*args, **kwargs)
+
+
+def _log_ended_with(exc: BaseException, what: str) -> None:
+    """Log how a timer or thread of the group ended; a killed greenthread is not an error."""
+    if type(exc).__name__ == "GreenletExit":
+        return
+    LOG.error("Error waiting on %s.", what, exc_info=(type(exc), exc, exc.__traceback__))
+
+
+def _check_pool_size(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class ThreadGroup:
+    """Threads and timers that are stopped and waited for together.
+
+    :param thread_pool_size: how many threads added with :meth:`add_thread`
+        may run at once; ``add_thread`` blocks while the pool is full.
+        Default: 10 on eventlet, 1000 on threading (as oslo.service).
+    :param max_threads: the threading backend's name for the same setting;
+        accepted on both backends.
+    """
+
+    def __init__(self, thread_pool_size: int | None = None, *,
+                 max_threads: int | None = None) -> None:
+        if thread_pool_size is not None and max_threads is not None and (
+                thread_pool_size != max_threads):
+            raise TypeError("give thread_pool_size or max_threads, not two different values "
+                            f"({thread_pool_size!r} and {max_threads!r})")
+        size = thread_pool_size if thread_pool_size is not None else max_threads
+        backend = get_backend()
+        if size is None:
+            size = DEFAULT_POOL_SIZE[backend.type]
+        self._backend = backend
+        self._slots = _Slots(_check_pool_size("thread_pool_size", size))
+        self._lock = backend.lock()
+        self.threads: list[Thread] = []
+        self.timers: list[loopingcall.LoopingCallBase] = []
+
+    @property
+    def thread_pool_size(self) -> int:
+        return self._slots.size
+
+    @property
+    def max_threads(self) -> int:
+        return self._slots.size
+
+    # -- timers -----------------------------------------------------------
+
+    def add_timer_args(self, interval: float, callback: Callable[..., Any],
+                       args: Any = None, kwargs: Any = None,
+                       initial_delay: float | None = None,
+                       stop_on_exception: bool = True) -> loopingcall.LoopingCallBase:
+        """Run ``callback(*args, **kwargs)`` every ``interval`` seconds; returns the timer."""
+        timer = loopingcall.FixedIntervalLoopingCall(
+            _TimerCallback(callback), *(args or ()), **(kwargs or {}))
+        timer.start(interval=interval, initial_delay=initial_delay,
+                    stop_on_exception=stop_on_exception)
+        with self._lock:
+            self.timers.append(timer)
+        return timer
+
+    def add_timer(self, interval: float, callback: Callable[..., Any],
+                  initial_delay: float | None = None, *args: Any,
+                  **kwargs: Any) -> loopingcall.LoopingCallBase:
+        """Run ``callback(*args, **kwargs)`` every ``interval`` seconds; returns the timer."""
+        return self.add_timer_args(interval, callback, args, kwargs,
+                                   initial_delay=initial_delay)
+
+    def add_dynamic_timer_args(self, callback: Callable[..., Any], args: Any = None,
+                               kwargs: Any = None, initial_delay: float | None = None,
+                               periodic_interval_max: float | None = None,
+                               stop_on_exception: bool = True) -> loopingcall.LoopingCallBase:
+        """Run ``callback`` again after the seconds it returns (capped); returns the timer."""
+        timer = loopingcall.DynamicLoopingCall(
+            _TimerCallback(callback), *(args or ()), **(kwargs or {}))
+        timer.start(initial_delay=initial_delay, periodic_interval_max=periodic_interval_max,
+                    stop_on_exception=stop_on_exception)
+        with self._lock:
+            self.timers.append(timer)
+        return timer
+
+    def add_dynamic_timer(self, callback: Callable[..., Any],
+                          initial_delay: float | None = None,
+                          periodic_interval_max: float | None = None, *args: Any,
+                          **kwargs: Any) -> loopingcall.LoopingCallBase:
+        """Run ``callback`` again after the seconds it returns (capped); returns the timer."""
+        return self.add_dynamic_timer_args(callback, args, kwargs, initial_delay=initial_delay,
+                                           periodic_interval_max=periodic_interval_max)
+
+    def timer_done(self, timer: loopingcall.LoopingCallBase) -> None:
+        """Forget ``timer``."""
+        with self._lock:
+            try:
+                self.timers.remove(timer)
+            except ValueError:
+                pass
+
+    def _timer_is_current(self, timer: Any) -> bool:
+        callback = getattr(timer, "f", None)
+        if isinstance(callback, _TimerCallback):
+            return callback.ident is not None and (
+                callback.ident == self._backend.current_ident())
+        return False
+
+    def stop_timers(self, wait: bool = False) -> None:
+        """Stop every timer; with ``wait``, wait for each to end (never for the caller's own)."""
+        with self._lock:
+            timers = list(self.timers)
+        for timer in timers:
+            timer.stop()
+        if wait:
+            self._wait_timers(timers, None)
+        with self._lock:
+            self.timers = [t for t in self.timers if t not in timers]
+
+    def _wait_timers(self, timers: list[Any], deadline: float | None) -> bool:
+        finished = True
+        for timer in timers:
+            if self._timer_is_current(timer):
+                continue
+            try:
+                if deadline is None:
+                    timer.wait()
+                else:
+                    done = getattr(timer, "done", None)
+                    if done is None:
+                        continue
+                    done.wait(max(0.0, deadline - _clock.monotonic()))
+                    if not done.ready():
+                        finished = False
+                        break
+                    done.wait()
+            except BaseException as exc:
+                done = getattr(timer, "done", None)
+                if done is None or not done.ready():
+                    raise  # the waiter itself was interrupted
+                _log_ended_with(exc, "timer")
+        return finished
+
+    # -- threads ----------------------------------------------------------
+
+    def add_thread(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Thread:
+        """Run ``callback(*args, **kwargs)`` in a new thread of the group.
+
+        Blocks while ``thread_pool_size`` threads of the group are running.
+        """
+        self._slots.acquire()
+        thread = Thread(None, self, link=False)
+        try:
+            handle = self._backend.spawn(self._run_thread, thread, callback, args, kwargs,
+                                         name=f"tickwork-tg-{loopingcall._callable_name(callback)}")
+        except BaseException:
+            self._slots.release()
+            raise
+        thread.thread = handle
+        with self._lock:
+            self.threads.append(thread)
+        handle.link(self._on_thread_end, thread)
+        return thread
+
+    def _run_thread(self, thread: Thread, callback: Callable[..., Any],
+                    args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        thread._ident = self._backend.current_ident()
+        if thread._cancelled:
+            return None
+        thread._started = True
+        return callback(*args, **kwargs)
+
+    def _on_thread_end(self, handle: ThreadHandle, thread: Thread) -> None:
+        self._slots.release()
+        self.thread_done(thread)
+        if handle._done.has_exception():
+            try:
+                handle.wait()
+            except BaseException as exc:
+                _log_ended_with(exc, f"thread {handle.name}")
+
+    def thread_done(self, thread: Thread) -> None:
+        """Forget ``thread`` (called when it ends)."""
+        with self._lock:
+            try:
+                self.threads.remove(thread)
+            except ValueError:
+                pass
+
+    def _others(self) -> list[Thread]:
+        with self._lock:
+            threads = list(self.threads)
+        return [t for t in threads if not t._is_current()]
+
+    def _stop_threads(self) -> None:
+        for thread in self._others():
+            try:
+                thread.stop()
+            except Exception:
+                LOG.exception("Error stopping thread.")
+
+    def _wait_threads(self, deadline: float | None = None) -> bool:
+        for thread in self._others():
+            try:
+                if deadline is None:
+                    thread.wait()
+                    continue
+                thread.wait(max(0.0, deadline - _clock.monotonic()))
+                if not thread.dead():
+                    return False
+                thread.wait()
+            except BaseException as exc:
+                if not thread.dead():
+                    raise  # the waiter itself was interrupted
+                _log_ended_with(exc, "thread")
+        return True
+
+    # -- the group --------------------------------------------------------
+
+    def stop(self, graceful: bool = False) -> None:
+        """Stop the timers and threads.
+
+        ``graceful``: let running timer callbacks and threads finish and wait
+        for them; otherwise kill the threads (where the backend can).
+        Never waits for or kills the calling thread itself.
+        """
+        self.stop_timers(wait=graceful)
+        if graceful:
+            self._wait_threads()
+        else:
+            self._stop_threads()
+            self._backend.native_sleep(0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every timer and thread to end (never for the caller itself).
+
+        With ``timeout``, give up after that many seconds.  Returns True when
+        everything ended.  Errors of the timers and threads are logged.
+        """
+        deadline = None if timeout is None else _clock.monotonic() + max(0.0, timeout)
+        with self._lock:
+            timers = list(self.timers)
+        if not self._wait_timers(timers, deadline):
+            return False
+        return self._wait_threads(deadline)
+
+    waitall = wait
+
+    def cancel(self, *throw_args: Any, **kwargs: Any) -> None:
+        """Cancel threads that have not started yet; ``timeout`` (keyword) is accepted."""
+        for thread in self._others():
+            thread.cancel(*throw_args)
+
+    def __repr__(self) -> str:
+        return (f"<ThreadGroup threads={len(self.threads)} timers={len(self.timers)} "
+                f"pool={self._slots.in_use}/{self._slots.size}>")
