@@ -98,7 +98,15 @@ class RealClock(Clock):
     def wait_until(self, event: Event, deadline: float | None) -> bool:
         if deadline is None:
             return event.native_wait(None)
-        return event.native_wait(max(0.0, deadline - time.monotonic()))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            # A wait that is already due still lets other threads run: on
+            # eventlet a zero-timeout event wait does not yield to the hub.
+            from tickwork.backend import get_backend
+
+            get_backend().native_sleep(0)
+            return event.is_set()
+        return event.native_wait(remaining)
 
     def sleep(self, seconds: float) -> None:
         from tickwork.backend import get_backend
