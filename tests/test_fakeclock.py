@@ -350,3 +350,107 @@ def test_killed_eventlet_threads_are_no_longer_counted(backend, before_it_ran):
 
 def test_sleep_fixture_and_fake_clock_module_names():
     assert {"FakeClock", "SleepFixture", "FakeClockError", "PendingWait"} <= set(fixture.__all__)
+
+
+# -- proof: a nova-compute shaped manager under a real Service for 24 virtual hours --
+
+# (name, spacing, run_immediately), spacings as in nova-compute's manager.
+NOVA_LIKE_TASKS = [
+    ("_heal_instance_info_cache", 10, False),
+    ("_check_instance_build_time", 60, False),
+    ("_sync_scheduler_instance_info", 120, False),
+    ("_poll_rebooting_instances", 60, False),
+    ("_poll_rescued_instances", 60, False),
+    ("_poll_unconfirmed_resizes", 60, False),
+    ("_poll_shelved_instances", 3600, False),
+    ("_instance_usage_audit", 60, False),
+    ("_poll_bandwidth_usage", 600, False),
+    ("_poll_volume_usage", 60, False),
+    ("_sync_power_states", 600, False),
+    ("_reclaim_queued_deletes", 60, False),
+    ("update_available_resource", 60, True),
+    ("_cleanup_running_deleted_instances", 1800, False),
+    ("_run_image_cache_manager_pass", 2400, False),
+    ("_run_pending_deletes", 300, False),
+    ("_cleanup_incomplete_migrations", 86400, True),
+]
+NOVA_FAILING = "_poll_volume_usage"
+DAY = 86400
+
+
+def _nova_like_manager_class():
+    from tickwork import periodic_task
+
+    def make(name):
+        def task(self, context):
+            self.runs[name].append(periodic_task.now())
+            if name == NOVA_FAILING:
+                raise RuntimeError("volume backend unreachable")
+
+        task.__name__ = name
+        return task
+
+    def __init__(self, conf):
+        periodic_task.PeriodicTasks.__init__(self, conf)
+        self.runs = {name: [] for name, _, _ in NOVA_LIKE_TASKS}
+
+    namespace = {"__init__": __init__}
+    for name, spacing, immediate in NOVA_LIKE_TASKS:
+        namespace[name] = periodic_task.periodic_task(
+            spacing=spacing, run_immediately=immediate)(make(name))
+    return type("NovaLikeManager", (periodic_task.PeriodicTasks,), namespace)
+
+
+def _run_nova_like_day(seed):
+    from oslo_config import cfg
+
+    from tickwork import service
+
+    manager_class = _nova_like_manager_class()
+    with FakeClock(seed=seed) as clock:
+        manager = manager_class(cfg.ConfigOpts())
+        svc = service.Service(manager=manager, conf=cfg.ConfigOpts(), periodic_fuzzy_delay=0)
+        started = time.monotonic()
+        svc.start()
+        clock.advance(DAY)
+        wall_spent = time.monotonic() - started
+        svc.stop()
+        svc.wait()
+    return manager.runs, wall_spent
+
+
+def test_nova_like_manager_runs_24_virtual_hours_under_a_real_service(caplog):
+    caplog.set_level("CRITICAL")  # the failing task logs on each of its 1439 runs
+    runs, wall_spent = _run_nova_like_day(seed=1)
+    assert wall_spent < 15  # about 1-2 s here (under a second for the loop alone)
+    spacing = {name: s for name, s, _ in NOVA_LIKE_TASKS}
+    immediate = {name: i for name, _, i in NOVA_LIKE_TASKS}
+    # Spacings under 20 s get no jitter (as oslo.service): every run exactly on its grid.
+    assert runs["_heal_instance_info_cache"] == [10.0 * k for k in range(1, 8641)]
+    assert runs["_cleanup_incomplete_migrations"] == [0.0, DAY]
+    for name, times in runs.items():
+        s = spacing[name]
+        # Never before it is due: the first run one spacing after the start (or at
+        # once), then runs one spacing apart give or take oslo's jitter (up to 5%).
+        assert times[0] == (0.0 if immediate[name] else s), name
+        for earlier, later in pairwise(times):
+            assert s - int(s / 20) <= later - earlier <= s + int(s / 20), (name, earlier, later)
+        # The number of runs a day allows, within the jitter.
+        first = times[0]
+        assert (DAY - first) // (s + int(s / 20)) + 1 <= len(times) <= (DAY - first) // (
+            s - int(s / 20)) + 1, name
+    # The failing task keeps its schedule.
+    assert len(runs[NOVA_FAILING]) >= 1439
+    # Exact and reproducible: the same seed gives the very same runs.
+    again, _ = _run_nova_like_day(seed=1)
+    assert again == runs
+    assert {name: len(times) for name, times in runs.items()} == {
+        "_heal_instance_info_cache": 8640, "_check_instance_build_time": 1439,
+        "_sync_scheduler_instance_info": 719, "_poll_rebooting_instances": 1439,
+        "_poll_rescued_instances": 1439, "_poll_unconfirmed_resizes": 1440,
+        "_poll_shelved_instances": 23, "_instance_usage_audit": 1439,
+        "_poll_bandwidth_usage": 143, "_poll_volume_usage": 1439, "_sync_power_states": 143,
+        "_reclaim_queued_deletes": 1439, "update_available_resource": 1441,
+        "_cleanup_running_deleted_instances": 47, "_run_image_cache_manager_pass": 35,
+        "_run_pending_deletes": 287, "_cleanup_incomplete_migrations": 2,
+    }
