@@ -2,9 +2,9 @@
 
 The manager has four tasks: a heartbeat that runs at once and every second,
 a flaky task every 2 s that fails on its second run of every three, a
-collector every 3 s, and a slow one every 5 s that takes 1.5 s.  The service runs until Ctrl-C, SIGTERM
-or ``--run-for`` seconds, then prints a per-task summary (runs, failures,
-mean period) from ``manager.periodic_task_stats()``.  SIGHUP reloads the
+collector every 3 s, and a slow one every 5 s that takes 1.5 s.  The service
+runs until Ctrl-C, SIGTERM or ``--run-for`` seconds, then prints a per-task
+summary (runs, failures, mean period) from ``manager.periodic_task_stats()``.  SIGHUP reloads the
 configuration and restarts the service.
 
 Examples::

@@ -179,6 +179,7 @@ class SignalHandler(metaclass=_Singleton):
         }
         self._signals_by_name = {name: value for value, name in self.signals_to_name.items()}
         self._handlers: dict[int, list[Callable[..., Any]]] = collections.defaultdict(list)
+        self._previous: dict[int, Any] = {}
         self._open_pipe()
 
     def _open_pipe(self) -> None:
@@ -197,13 +198,18 @@ class SignalHandler(metaclass=_Singleton):
         self._open_pipe()
 
     def clear(self) -> None:
-        """Restore the default action of every signal with handlers here."""
-        for signo in list(self._handlers):
+        """Remove the handlers added here; each signal gets back its earlier handler."""
+        for signo in set(self._handlers) | set(self._previous):
+            previous = self._previous.pop(signo, signal.SIG_DFL)
             try:
-                signal.signal(signo, signal.SIG_DFL)
-            except (ValueError, OSError):
+                signal.signal(signo, signal.SIG_DFL if previous is None else previous)
+            except (ValueError, OSError, TypeError):
                 pass
         self._handlers.clear()
+
+    def _install(self, signo: int, action: Any) -> None:
+        previous = signal.signal(signo, action)
+        self._previous.setdefault(signo, previous)
 
     def _resolve(self, sig: str | int) -> int | None:
         if isinstance(sig, int):
@@ -227,13 +233,13 @@ class SignalHandler(metaclass=_Singleton):
                         "%s is not handled", sig)
             return
         self._handlers[signo].append(handler)
-        signal.signal(signo, self._handle_signal)
+        self._install(signo, self._handle_signal)
 
     def ignore(self, sig: str | int) -> None:
         signo = self._resolve(sig)
         if signo is not None and threading.current_thread() is threading.main_thread():
             self._handlers.pop(signo, None)
-            signal.signal(signo, signal.SIG_IGN)
+            self._install(signo, signal.SIG_IGN)
 
     def _handle_signal(self, signo: int, frame: Any) -> None:
         self.wake()
@@ -635,12 +641,22 @@ class ServiceLauncher(Launcher):
         self.services._on_change = self.signal_handler.wake
         self._caught: int | None = None
         self._interrupts = 0
+        self._timer: _ShutdownTimer | None = None
+
+    def _shutdown_timer(self) -> _ShutdownTimer:
+        if self._timer is None:
+            self._timer = _ShutdownTimer(self.conf.graceful_shutdown_timeout)
+        return self._timer
 
     def _record(self, signo: int, frame: Any) -> None:
         if signo == signal.SIGINT:
             self._interrupts += 1
             if self._interrupts > 1:
                 _fast_exit("second SIGINT")
+        if signo != signal.SIGHUP:
+            # Armed here, not in the main loop: a task that never yields (on
+            # eventlet) would keep the main loop from ever running again.
+            self._shutdown_timer().arm()
         if self._caught is None or signo != signal.SIGHUP:
             self._caught = signo
 
@@ -671,7 +687,7 @@ class ServiceLauncher(Launcher):
                 self.restart()
                 continue
             break
-        timer = _ShutdownTimer(self.conf.graceful_shutdown_timeout)
+        timer = self._shutdown_timer()
         if signo or self.services.failed:
             timer.arm()
             if not self.services.stopped:
@@ -680,6 +696,7 @@ class ServiceLauncher(Launcher):
             self.services.wait()
         finally:
             timer.disarm()
+            self._timer = None
             self.signal_handler.clear()
         if signo == signal.SIGHUP:
             return status
@@ -729,6 +746,9 @@ class ProcessLauncher:
         self.readpipe, self.writepipe = os.pipe()
         self.signal_handler = SignalHandler()
         self._interrupts = 0
+        self._timer: _ShutdownTimer | None = None
+        #: Children that exited with a non-zero status while stopping.
+        self.failed_children = 0
         self.handle_signal()
 
     # -- parent -----------------------------------------------------------
@@ -744,6 +764,17 @@ class ProcessLauncher:
     def _handle_term(self, signo: int, frame: Any) -> None:
         self.sigcaught = signo
         self.running = False
+        if signo != signal.SIGHUP:
+            self._shutdown_timer().arm()
+
+    def _shutdown_timer(self) -> _ShutdownTimer:
+        if self._timer is None:
+            # One second more than the children get, so they can time out (and
+            # say so) themselves; whatever is left then is killed.
+            timeout = self.conf.graceful_shutdown_timeout
+            self._timer = _ShutdownTimer(timeout + 1 if timeout else 0,
+                                         on_expire=lambda: self._kill_children(signal.SIGKILL))
+        return self._timer
 
     def _handle_int(self, signo: int, frame: Any) -> None:
         self._interrupts += 1
@@ -752,7 +783,9 @@ class ProcessLauncher:
             _fast_exit("second SIGINT")
         self._handle_term(signo, frame)
 
-    _handle_hup = _handle_term
+    def _handle_hup(self, signo: int, frame: Any) -> None:
+        self.sigcaught = signo
+        self.running = False
 
     def _kill_children(self, sig: int) -> None:
         for pid in list(self.children):
@@ -829,8 +862,11 @@ class ProcessLauncher:
             while self.running and len(wrap.children) < wrap.workers:
                 self._start_child(wrap)
 
-    def wait(self) -> None:
-        """Supervise the children until a signal (or :meth:`stop`) ends it."""
+    def wait(self) -> int | None:
+        """Supervise the children until a signal (or :meth:`stop`) ends it.
+
+        Returns 1 when a child exited with an error while stopping, else None.
+        """
         if self.conf.log_options:
             LOG.debug("Full set of CONF:")
             self.conf.log_opt_values(LOG, std_logging.DEBUG)
@@ -838,7 +874,7 @@ class ProcessLauncher:
             self.handle_signal()
             self._respawn_children()
             if not self.sigcaught:
-                return
+                return None
             LOG.info("Caught %s, stopping children", _signal_name(self.sigcaught))
             if not _is_sighup_and_daemon(self.sigcaught):
                 break
@@ -853,13 +889,14 @@ class ProcessLauncher:
             self._kill_children(child_signal)
             self.running = True
             self.sigcaught = None
-        timer = _ShutdownTimer(self.conf.graceful_shutdown_timeout,
-                               on_expire=lambda: self._kill_children(signal.SIGKILL))
+        timer = self._shutdown_timer()
         timer.arm()
         try:
             self.stop()
         finally:
             timer.disarm()
+            self._timer = None
+        return 1 if self.failed_children else None
 
     def stop(self) -> None:
         """Stop the children (SIGTERM) and wait for them to exit."""
@@ -874,7 +911,9 @@ class ProcessLauncher:
         while self.children:
             pid = next(iter(self.children))
             try:
-                os.waitpid(pid, 0)
+                _, status = os.waitpid(pid, 0)
+                if status:
+                    self.failed_children += 1
             except ChildProcessError:
                 pass
             wrap = self.children.pop(pid)
@@ -902,9 +941,12 @@ class ProcessLauncher:
         handler = self.signal_handler
         launcher.services._on_change = handler.wake
         caught: list[int] = []
+        timer = _ShutdownTimer(self.conf.graceful_shutdown_timeout)
 
         def record(signo: int, frame: Any) -> None:
             caught.append(signo)
+            if signo != signal.SIGHUP:
+                timer.arm()
 
         while True:
             caught.clear()
@@ -929,7 +971,6 @@ class ProcessLauncher:
                 status = 0
             else:
                 status = 1 if launcher.services.failed else 0
-            timer = _ShutdownTimer(self.conf.graceful_shutdown_timeout)
             timer.arm()
             if not launcher.services.stopped:
                 launcher.stop()

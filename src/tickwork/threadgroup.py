@@ -178,6 +178,8 @@ class ThreadGroup:
         self._lock = backend.lock()
         self.threads: list[Thread] = []
         self.timers: list[loopingcall.LoopingCallBase] = []
+        # Timers stopped without waiting: wait() still waits for their last run.
+        self._stopping: list[loopingcall.LoopingCallBase] = []
 
     @property
     def thread_pool_size(self) -> int:
@@ -255,6 +257,8 @@ class ThreadGroup:
             self._wait_timers(timers, None)
         with self._lock:
             self.timers = [t for t in self.timers if t not in timers]
+            if not wait:
+                self._stopping.extend(timers)
 
     def _wait_timers(self, timers: list[Any], deadline: float | None) -> bool:
         finished = True
@@ -373,14 +377,19 @@ class ThreadGroup:
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for every timer and thread to end (never for the caller itself).
 
+        Timers stopped by ``stop_timers()``/``stop()`` are waited for too: a
+        callback still running when they were stopped finishes first.
+
         With ``timeout``, give up after that many seconds.  Returns True when
         everything ended.  Errors of the timers and threads are logged.
         """
         deadline = None if timeout is None else _clock.monotonic() + max(0.0, timeout)
         with self._lock:
-            timers = list(self.timers)
+            timers = self.timers + self._stopping
         if not self._wait_timers(timers, deadline):
             return False
+        with self._lock:
+            self._stopping = [t for t in self._stopping if t not in timers]
         return self._wait_threads(deadline)
 
     waitall = wait

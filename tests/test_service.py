@@ -1,0 +1,530 @@
+"""tickwork.service on both backends: in-process wiring, and launchers in real
+child processes receiving real signals."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from oslo_config import cfg
+
+from tickwork import clock, periodic_task, service
+from tickwork.backend import get_backend
+
+BOUND = 10.0
+
+
+def _conf(**overrides):
+    conf = cfg.ConfigOpts()
+    conf([], project="tickwork-test", default_config_files=[])
+    for name, value in overrides.items():
+        if name not in conf:
+            continue
+        conf.set_override(name, value)
+    return conf
+
+
+def _wait_for(predicate, timeout=BOUND):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        get_backend().native_sleep(0.005)
+
+
+class _Manager(periodic_task.PeriodicTasks):
+    def __init__(self, conf):
+        super().__init__(conf)
+        self.runs = []
+
+    @periodic_task.periodic_task(spacing=0.02, run_immediately=True)
+    def often(self, context):
+        self.runs.append((clock.monotonic(), context))
+
+
+# -- options --------------------------------------------------------------
+
+
+def test_list_opts_names_and_defaults(backend):
+    [(group, opts)] = service.list_opts()
+    assert group is None
+    defaults = {opt.name: opt.default for opt in opts}
+    assert defaults == {"graceful_shutdown_timeout": 60, "log_options": True,
+                        "periodic_enable": True, "periodic_interval": 60,
+                        "periodic_interval_max": 60, "periodic_fuzzy_delay": 60}
+    assert all(opt.help for opt in opts)
+
+
+def test_opts_entry_point_includes_service_opts(backend):
+    from tickwork import opts
+
+    names = {opt.name for _, group_opts in opts.list_opts() for opt in group_opts}
+    assert {"graceful_shutdown_timeout", "periodic_interval", "periodic_fuzzy_delay"} <= names
+
+
+def test_a_project_own_option_is_kept(backend):
+    conf = cfg.ConfigOpts()
+    conf.register_opt(cfg.IntOpt("periodic_fuzzy_delay", default=5, help="the project's own"))
+    conf.register_opt(cfg.IntOpt("graceful_shutdown_timeout", default=7, help="own"))
+    conf([], default_config_files=[])
+    service.Service(manager=_Manager(conf))  # no DuplicateOptError
+    service.Launcher(conf)
+    assert conf.periodic_fuzzy_delay == 5
+    assert conf.graceful_shutdown_timeout == 7
+    assert conf.periodic_interval == 60
+
+
+# -- periodic wiring, real clock --------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", ["dynamic", "fixed"])
+def test_service_runs_the_manager_tasks(backend, pattern):
+    conf = _conf()
+    manager = _Manager(conf)
+    svc = service.Service(manager=manager, context="ctx", periodic_pattern=pattern,
+                          periodic_interval=0.02, periodic_interval_max=0.05,
+                          periodic_fuzzy_delay=0)
+    svc.start()
+    try:
+        _wait_for(lambda: len(manager.runs) >= 3)
+    finally:
+        svc.stop()
+        svc.wait()
+    assert {ctx for _, ctx in manager.runs} == {"ctx"}
+    stats = manager.periodic_task_stats()["often"]
+    assert stats.runs == len(manager.runs) and stats.failures == 0
+    count = len(manager.runs)
+    get_backend().native_sleep(0.1)
+    assert len(manager.runs) == count, "tasks kept running after stop()"
+
+
+def test_periodic_enable_false_schedules_nothing(backend):
+    conf = _conf()
+    conf.register_opts(service.periodic_opts)
+    conf.set_override("periodic_enable", False)
+    manager = _Manager(conf)
+    svc = service.Service(manager=manager)
+    svc.start()
+    assert svc.periodic_timer is None and svc.tg.timers == []
+    get_backend().native_sleep(0.05)
+    assert manager.runs == []
+
+
+def test_options_come_from_the_managers_conf(backend):
+    conf = _conf()
+    conf.register_opts(service.periodic_opts)
+    conf.set_override("periodic_fuzzy_delay", 0)
+    conf.set_override("periodic_interval_max", 1)
+    manager = _Manager(conf)
+    svc = service.Service(manager=manager)
+    assert svc.conf is conf
+    svc.start()
+    try:
+        _wait_for(lambda: manager.runs)
+    finally:
+        svc.stop()
+        svc.wait()
+
+
+def test_a_failing_pass_is_logged_and_the_schedule_goes_on(backend, caplog):
+    class Broken:
+        calls = 0
+
+        def run_periodic_tasks(self, context, raise_on_error=False):
+            Broken.calls += 1
+            raise RuntimeError("broken manager")
+
+    svc = service.Service(manager=Broken(), conf=_conf(), periodic_pattern="fixed",
+                          periodic_interval=0.02, periodic_fuzzy_delay=0)
+    svc.start()
+    try:
+        _wait_for(lambda: Broken.calls >= 3)
+    finally:
+        svc.stop()
+        svc.wait()
+    assert "broken manager" in caplog.text
+
+
+@pytest.mark.parametrize("kwargs,exc,word", [
+    ({"periodic_pattern": "sometimes"}, ValueError, "periodic_pattern"),
+    ({"periodic_interval": 0}, ValueError, "periodic_interval"),
+    ({"periodic_interval": "10"}, TypeError, "periodic_interval"),
+    ({"periodic_fuzzy_delay": -1}, ValueError, "periodic_fuzzy_delay"),
+    ({"manager": object()}, TypeError, "run_periodic_tasks"),
+])
+def test_bad_service_arguments(backend, kwargs, exc, word):
+    with pytest.raises(exc, match=word):
+        service.Service(conf=_conf(), **kwargs)
+
+
+# -- the two patterns on virtual time: interval 40, spacing 60 --------------
+
+
+class _JumpClock(clock.Clock):
+    """Virtual time that jumps to the deadline of whoever waits for one."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+    def wall(self):
+        return self.now
+
+    def wait_until(self, event, deadline):
+        if deadline is None:
+            return event.native_wait(None)
+        if not event.is_set() and deadline > self.now:
+            self.now = deadline
+        get_backend().native_sleep(0)
+        return event.is_set()
+
+    def sleep(self, seconds):
+        self.now += max(0.0, seconds)
+        get_backend().native_sleep(0)
+
+
+class _Sixty(periodic_task.PeriodicTasks):
+    def __init__(self, conf, enough):
+        super().__init__(conf)
+        self.starts = []
+        self.enough = enough
+
+    @periodic_task.periodic_task(spacing=60)
+    def every_minute(self, context):
+        self.starts.append(clock.monotonic())
+        if len(self.starts) == 12:
+            self.enough.set()
+
+
+def _run_pattern(pattern):
+    virtual = _JumpClock()
+    clock.set_clock(virtual)
+    try:
+        enough = get_backend().event()
+        manager = _Sixty(_conf(), enough)
+        created = virtual.now
+        svc = service.Service(manager=manager, periodic_pattern=pattern, periodic_interval=40,
+                              periodic_interval_max=300, periodic_fuzzy_delay=0)
+        svc.start()
+        assert enough.native_wait(BOUND)
+        svc.stop()
+        svc.wait()
+    finally:
+        clock.set_clock(None)
+    starts = [s - created for s in manager.starts[:12]]
+    return starts, [b - a for a, b in zip(starts, starts[1:], strict=False)]
+
+
+def test_dynamic_pattern_runs_a_60s_task_every_60s(backend):
+    starts, gaps = _run_pattern("dynamic")
+    assert starts[0] == 60
+    # On its grid, plus oslo-compatible jitter of at most 5% (3 s), never accumulated.
+    assert all(60 - 3 <= gap <= 60 + 3 for gap in gaps), gaps
+    assert all(abs(s - 60 * (i + 1)) <= 3 for i, s in enumerate(starts)), starts
+
+
+def test_fixed_pattern_runs_a_60s_task_only_on_40s_passes(backend):
+    starts, gaps = _run_pattern("fixed")
+    # Passes come at 0, 40, 80, ...: the task, due at 60, first runs at 80.
+    assert starts[0] == 80
+    assert all(s % 40 == 0 for s in starts), starts
+    # Gaps of 80 s (a pass just before it is due is missed) and 40 s, so a run is up
+    # to 40 s late, while the mean stays 60 s: the grid does not drift.
+    assert set(gaps) <= {40, 80} and 80 in gaps, gaps
+    assert abs((starts[-1] - starts[0]) / (len(starts) - 1) - 60) <= 40 / (len(starts) - 1)
+
+
+# -- pickling, Services, Launcher in-process ------------------------------
+
+
+class _Recorder(service.Service):
+    def __init__(self, fail=False):
+        super().__init__(threads=7)
+        self.fail = fail
+        self.events = []
+
+    def start(self):
+        self.events.append("start")
+        if self.fail:
+            raise RuntimeError("cannot start")
+
+    def stop(self, graceful=False):
+        self.events.append("stop")
+        super().stop(graceful)
+
+    def reset(self):
+        self.events.append("reset")
+
+
+def test_service_is_picklable(backend):
+    svc = _Recorder()
+    svc.events.append("before")
+    clone = pickle.loads(pickle.dumps(svc))
+    assert clone.events == ["before"]
+    assert clone.tg is not svc.tg and clone.tg.thread_pool_size == 7
+
+
+def test_services_start_stop_and_reload_restart(backend):
+    services = service.Services()
+    svc = _Recorder()
+    services.add(svc)
+    _wait_for(lambda: svc.events == ["start"])
+    services.restart()
+    _wait_for(lambda: svc.events == ["start", "stop", "reset", "start"])
+    services.stop()
+    services.wait()
+    assert svc.events[-1] == "stop"
+
+
+def test_services_mutate_restart_only_resets(backend):
+    services = service.Services(restart_method="mutate")
+    svc = _Recorder()
+    services.add(svc)
+    _wait_for(lambda: svc.events == ["start"])
+    services.restart()
+    assert svc.events == ["start", "reset"]
+    services.stop()
+    services.wait()
+
+
+def test_a_service_that_fails_to_start_is_reported(backend, caplog):
+    services = service.Services()
+    services.add(_Recorder(fail=True))
+    _wait_for(lambda: services.failed)
+    assert "Error starting thread" in caplog.text
+    services.stop()
+
+
+def test_service_launcher_wait_returns_after_stop_from_another_thread(backend):
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("needs the main thread")
+    launcher = service.ServiceLauncher(_conf(log_options=False))
+    svc = _Recorder()
+    launcher.launch_service(svc)
+    previous = signal.getsignal(signal.SIGINT)
+    get_backend().spawn(lambda: (get_backend().sleep(0.1), launcher.stop()))
+    started = time.monotonic()
+    assert launcher.wait() is None
+    assert time.monotonic() - started < BOUND
+    assert svc.events[0] == "start" and "stop" in svc.events
+    assert signal.getsignal(signal.SIGINT) is previous  # handlers restored
+
+
+def test_service_launcher_reports_a_failed_start(backend):
+    launcher = service.ServiceLauncher(_conf(log_options=False, graceful_shutdown_timeout=0))
+    launcher.launch_service(_Recorder(fail=True))
+    assert launcher.wait() == 1
+
+
+@pytest.mark.parametrize("call,exc", [
+    (lambda c: service.launch(c, _Recorder(), workers=0), ValueError),
+    (lambda c: service.launch(c, _Recorder(), workers="2"), TypeError),
+    (lambda c: service.launch(c, object()), TypeError),
+    (lambda c: service.Launcher(c, restart_method="bogus"), ValueError),
+    (lambda c: service.Launcher(c).launch_service(_Recorder(), workers=2), ValueError),
+    (lambda c: service.ProcessLauncher(c, restart_method="bogus"), ValueError),
+])
+def test_bad_launcher_arguments(backend, call, exc):
+    with pytest.raises(exc):
+        call(_conf())
+
+
+def test_launch_picks_the_launcher(backend):
+    conf = _conf()
+    launcher = service.launch(conf, _Recorder(), workers=1)
+    assert isinstance(launcher, service.ServiceLauncher)
+    launcher.stop()
+    launcher.wait()
+    launcher = service.launch(conf, _Recorder(), workers=3, no_fork=True)
+    assert isinstance(launcher, service.ServiceLauncher)
+    launcher.stop()
+    launcher.wait()
+
+
+def test_backend_paths_are_the_same_classes(backend):
+    from tickwork.backend._eventlet import service as ev
+    from tickwork.backend._threading import service as th
+
+    for name in ("Service", "ServiceBase", "ServiceLauncher", "ProcessLauncher", "launch",
+                 "SignalHandler", "Services", "Launcher"):
+        assert getattr(ev, name) is getattr(th, name) is getattr(service, name)
+
+
+# -- real processes, real signals ------------------------------------------
+
+_SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    from tickwork import backend
+    backend.init_backend(sys.argv[1])
+    from oslo_config import cfg
+    from oslo_log import log as logging
+    from tickwork import periodic_task, service
+
+    def say(*words):
+        sys.stdout.write(" ".join(map(str, words)) + "\\n")
+        sys.stdout.flush()
+
+    workers, timeout, hang = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "hang"
+    conf = cfg.ConfigOpts()
+    logging.register_options(conf)
+    conf([], project="t", default_config_files=[])
+    conf.register_opts(service.service_opts)
+    conf.set_override("graceful_shutdown_timeout", timeout)
+    conf.set_override("log_options", False)
+    logging.setup(conf, "t")
+
+    class Manager(periodic_task.PeriodicTasks):
+        @periodic_task.periodic_task(spacing=0.05, run_immediately=True)
+        def tick(self, context):
+            if hang:
+                say("hanging", os.getpid())
+                time.sleep(1000)  # blocks even eventlet's hub
+
+    class Svc(service.Service):
+        def start(self):
+            say("started", os.getpid())
+            super().start()
+
+        def reset(self):
+            say("reset", os.getpid())
+
+    svc = Svc(manager=Manager(conf), periodic_fuzzy_delay=0)
+    launcher = service.launch(conf, svc, workers=workers)
+    say("parent", os.getpid())
+    status = launcher.wait()
+    say("exit", status)
+    sys.exit(status or 0)
+""")
+
+
+class _Proc:
+    """A child Python process whose stdout lines are collected by a reader thread."""
+
+    def __init__(self, args, env=None):
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, env=env)
+        self.lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def words(self, first):
+        return [line.split()[1:] for line in list(self.lines)
+                if line.split()[:1] == [first]]
+
+    def wait_for(self, predicate, timeout=BOUND):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline or self.p.poll() is not None and not predicate():
+                self.kill()
+                raise AssertionError("not reached; output:\n" + "\n".join(self.lines))
+            time.sleep(0.02)
+
+    def signal(self, signo):
+        self.p.send_signal(signo)
+
+    def finish(self, timeout=BOUND):
+        try:
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("did not exit; output:\n" + "\n".join(self.lines))
+        self._reader.join(BOUND)
+        return rc
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / "svc.py"
+    path.write_text(_SCRIPT)
+    procs = []
+
+    def start(backend_name, workers=1, timeout=10, hang=False):
+        proc = _Proc([sys.executable, "-W", "ignore", str(path), backend_name, str(workers),
+                      str(timeout), "hang" if hang else "ok"])
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_service_launcher_sighup_resets_and_sigterm_stops(backend, script):
+    proc = script(backend.value)
+    proc.wait_for(lambda: proc.words("started"))
+    proc.signal(signal.SIGHUP)
+    proc.wait_for(lambda: proc.words("reset") and len(proc.words("started")) == 2)
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 0
+    assert ["None"] in proc.words("exit")
+
+
+def test_process_launcher_respawns_a_killed_worker_and_stops_on_sigterm(backend, script):
+    proc = script(backend.value, workers=2, timeout=5)
+    proc.wait_for(lambda: len(proc.words("started")) == 2)
+    first = [int(w[0]) for w in proc.words("started")]
+    os.kill(first[0], signal.SIGKILL)
+    proc.wait_for(lambda: len(proc.words("started")) == 3)
+    workers = [int(w[0]) for w in proc.words("started")][1:]
+    assert first[0] not in workers and all(_alive(pid) for pid in workers)
+    started = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 0
+    assert time.monotonic() - started < 5
+    for pid in workers:
+        assert not _alive(pid)
+
+
+def test_process_launcher_sighup_resets_and_restarts_workers(backend, script):
+    proc = script(backend.value, workers=2)
+    proc.wait_for(lambda: len(proc.words("started")) == 2)
+    proc.signal(signal.SIGHUP)
+    proc.wait_for(lambda: proc.words("reset") and len(proc.words("started")) == 4)
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_hung_task_does_not_outlive_graceful_shutdown_timeout(backend, script, workers):
+    proc = script(backend.value, workers=workers, timeout=1, hang=True)
+    proc.wait_for(lambda: len(proc.words("hanging")) == workers)
+    pids = [int(w[0]) for w in proc.words("hanging")]
+    started = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    rc = proc.finish()
+    took = time.monotonic() - started
+    assert rc == 1
+    assert 0.9 <= took < 6, took
+    assert any("Graceful shutdown timeout" in line for line in proc.lines)
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in pids)
