@@ -41,6 +41,10 @@ class _Log:
     def output(self):
         return self._caplog.text
 
+    @property
+    def records(self):
+        return self._caplog.records
+
 
 @pytest.fixture
 def log(caplog):
@@ -434,8 +438,15 @@ def test_missed_runs_are_skipped_counted_and_logged(clock, conf, log):
     serv.run_periodic_tasks(None)
     stats = serv.periodic_task_stats()["tick"]
     assert (serv.ran, stats.runs, stats.skipped) == (1, 1, 3)
-    assert "fell behind: 3 run(s) skipped" in log.output
+    assert "fell behind: 3 run(s) skipped (3 so far)" in log.output
     assert _due(serv, "tick") == 1050.0
+    clock.return_value = 1075.0  # slots 1050 and 1060 missed: counted, logged at debug level
+    serv.run_periodic_tasks(None)
+    assert serv.periodic_task_stats()["tick"].skipped == 5
+    warnings = [r for r in log.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        "Periodic task tick fell behind: 3 run(s) skipped (3 so far)"]
+    assert "fell behind: 2 run(s) skipped (5 so far)" in log.output
 
 
 def test_writing_last_run_reschedules_like_oslo(clock, conf):

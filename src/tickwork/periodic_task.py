@@ -182,29 +182,35 @@ class _PeriodicTasksMeta(type):
 
     def __init__(cls, names: str, bases: tuple[type, ...], dict_: dict[str, Any]) -> None:
         super().__init__(names, bases, dict_)
-        tasks: list[tuple[str, Callable[..., Any]]] = list(getattr(cls, "_periodic_tasks", []))
+        inherited: list[tuple[str, Callable[..., Any]]] = list(getattr(cls, "_periodic_tasks", []))
         spacing: dict[str, float] = dict(getattr(cls, "_periodic_spacing", {}))
-        cls._periodic_tasks = tasks
-        cls._periodic_spacing = spacing
+        by_name = {name: i for i, (name, _task) in enumerate(inherited)}
+        by_attr = {getattr(task, "__name__", None): i for i, (_n, task) in enumerate(inherited)}
+        replaced: dict[int, Callable[..., Any] | None] = {}
+        own = []
         for attr, value in dict_.items():
             if getattr(value, "_periodic_task", False):
-                cls._drop_inherited(attr, value._periodic_name)
-                cls._add_periodic_task(value)
-                continue
-            if not callable(value):
-                continue
-            # A plain override of an inherited task's method: the task calls it.
-            for i, (task_name, task) in enumerate(tasks):
-                if getattr(task, "__name__", None) == attr:
-                    tasks[i] = (task_name, _override(task, value))
-
-    def _drop_inherited(cls, attr: str, name: str) -> None:
-        kept = [(n, t) for n, t in cls._periodic_tasks
-                if n != name and getattr(t, "__name__", None) != attr]
-        for n, _t in cls._periodic_tasks:
-            if (n, _t) not in kept:
-                cls._periodic_spacing.pop(n, None)
-        cls._periodic_tasks[:] = kept
+                # A decorated redefinition replaces the inherited task.
+                for i in (by_attr.get(attr), by_name.get(value._periodic_name)):
+                    if i is not None:
+                        replaced[i] = None
+                own.append(value)
+            elif callable(value) and attr in by_attr:
+                # A plain override of an inherited task's method: the task calls it.
+                i = by_attr[attr]
+                replaced.setdefault(i, _override(inherited[i][1], value))
+        tasks = []
+        for i, (name, task) in enumerate(inherited):
+            if i not in replaced:
+                tasks.append((name, task))
+            elif replaced[i] is not None:
+                tasks.append((name, replaced[i]))
+            else:
+                spacing.pop(name, None)
+        cls._periodic_tasks = tasks
+        cls._periodic_spacing = spacing
+        for value in own:
+            cls._add_periodic_task(value)
 
     def _add_periodic_task(cls, task: Callable[..., Any]) -> bool:
         """Add ``task`` to this class; False when it is disabled."""
@@ -247,7 +253,7 @@ class TaskStats:
 
     name: str
     spacing: float
-    #: When the task is next due (None: not scheduled, e.g. external and filtered).
+    #: When the task is next due, or None when it is not scheduled.
     next_due: float | None = None
     runs: int = 0
     failures: int = 0
@@ -423,8 +429,13 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                 periods = max(1, math.floor((started - anchor) / spacing))
                 if periods > 1:
                     stats.skipped += periods - 1
-                    LOG.warning("Periodic task %(task)s fell behind: %(n)d run(s) skipped",
-                                {"task": name, "n": periods - 1})
+                    # Warn once per task; a task spaced closer than the service calls
+                    # run_periodic_tasks would otherwise warn on every pass.
+                    LOG.log(std_logging.DEBUG if stats.skipped > periods - 1
+                            else std_logging.WARNING,
+                            "Periodic task %(task)s fell behind: %(n)d run(s) skipped "
+                            "(%(total)d so far)",
+                            {"task": name, "n": periods - 1, "total": stats.skipped})
                 boundary = anchor + periods * spacing
             state.anchor = boundary
             jitter = 0 if anchor is None else _jitter(spacing)
