@@ -116,7 +116,10 @@ def _parse(argv: Sequence[str]) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     logging.register_options(conf)
     conf.register_cli_opts(copy.deepcopy(demo_opts))
-    conf.register_cli_opts(copy.deepcopy(service.service_opts + service.periodic_opts))
+    cli_opts = copy.deepcopy(service.service_opts + service.periodic_opts)
+    for opt in cli_opts:  # --periodic-interval on the command line, periodic_interval in files
+        opt.name = opt.name.replace("_", "-")
+    conf.register_cli_opts(cli_opts)
     for name, value in DEMO_DEFAULTS.items():
         conf.set_default(name, value)
     conf(list(argv), project=PROJECT, prog="tickwork demo", default_config_files=[],
