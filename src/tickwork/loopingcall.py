@@ -72,6 +72,7 @@ class _Failed:
 
 
 _FAILED = _Failed()
+_SYSTEM_GAUSS = random.SystemRandom.gauss
 _STARTING = object()
 
 
@@ -125,10 +126,19 @@ class LoopingCallBase:
         self._state_lock = self._backend.lock()
         self._planned: tuple[float, float] | None = None
         self._run_started = 0.0
-        #: How many times ``f`` ran.
+        #: How many times ``f`` was called (including a run that raised).
         self.runs = 0
         #: Scheduled runs that were skipped because the loop fell behind.
         self.skipped_runs = 0
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments for ``f`` (oslo.service's threading spelling of ``kw``)."""
+        return self.kw
+
+    @kwargs.setter
+    def kwargs(self, value: dict[str, Any]) -> None:
+        self.kw = value
 
     @property
     def _running(self) -> bool:
@@ -226,9 +236,11 @@ class LoopingCallBase:
             while self._running:
                 watch.restart()
                 self._run_started = watch.started_at  # type: ignore[assignment]
-                result = func(*self.args, **self.kw)
+                try:
+                    result = func(*self.args, **self.kw)
+                finally:
+                    self.runs += 1
                 watch.stop()
-                self.runs += 1
                 if not self._running:
                     break
                 self._planned = None
@@ -409,6 +421,20 @@ class BackOffLoopingCall(LoopingCallBase):
                              "function at a time")
     _RNG = random.SystemRandom()
 
+    def _jitter_source(self) -> Any:
+        """Where jitter is drawn from.
+
+        ``random.SystemRandom().gauss`` on the real clock, and whenever a test
+        has patched it; otherwise a virtual clock's seeded ``rng``, so runs on
+        virtual time repeat exactly.
+        """
+        active = _clock.get_clock()
+        rng = getattr(active, "rng", None)
+        if (active is _clock.REAL_CLOCK or rng is None
+                or type(self._RNG).gauss is not _SYSTEM_GAUSS):
+            return self._RNG
+        return rng
+
     def __init__(self, f: Callable[..., Any] | None = None, *args: Any, **kw: Any) -> None:
         super().__init__(f, *args, **kw)
         self._error_time = 0.0
@@ -427,7 +453,7 @@ class BackOffLoopingCall(LoopingCallBase):
         self._interval = starting_interval
 
         def _idle_for(success: Any, elapsed: float) -> float:
-            factor = abs(self._RNG.gauss(jitter, 0.025))
+            factor = abs(self._jitter_source().gauss(jitter, 0.025))
             if success:
                 self._interval = starting_interval
                 self._error_time = 0.0
