@@ -1,10 +1,13 @@
 """Backend selection: eventlet (the default) or native threads.
 
 The backend is chosen once per process, either explicitly with
-:func:`init_backend`, through the ``TICKWORK_BACKEND`` environment variable
-(``eventlet`` or ``threading``), or implicitly by the first tickwork object that
-needs one.  Choosing again after that raises
-:class:`~tickwork.backend.exceptions.BackendAlreadySelected`.
+:func:`init_backend`, or implicitly by the first tickwork object that needs
+one.  On first use the ``TICKWORK_BACKEND`` environment variable
+(``eventlet`` or ``threading``) wins, then a hook registered with
+:func:`register_backend_default_hook`, then the default (eventlet).  Choosing
+a different backend after that raises
+:class:`~tickwork.backend.exceptions.BackendAlreadySelected`, naming the
+backend in use and where it was selected.
 
 eventlet is imported only when the eventlet backend is selected.
 """
@@ -12,10 +15,13 @@ eventlet is imported only when the eventlet backend is selected.
 from __future__ import annotations
 
 import enum
+import importlib
+import logging
 import os
 import threading
 import traceback
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tickwork.backend.exceptions import BackendAlreadySelected, UnsupportedBackendError
 
@@ -30,8 +36,12 @@ __all__ = [
     "UnsupportedBackendError",
     "get_backend",
     "get_backend_type",
+    "get_component",
     "init_backend",
+    "register_backend_default_hook",
 ]
+
+LOG = logging.getLogger(__name__)
 
 ENV_VAR = "TICKWORK_BACKEND"
 
@@ -48,6 +58,7 @@ DEFAULT_BACKEND_TYPE = BackendType.EVENTLET
 _lock = threading.Lock()
 _backend: Backend | None = None
 _selected_where: str | None = None
+_backend_hook: Callable[[], BackendType | str] | None = None
 
 
 def _caller() -> str:
@@ -101,25 +112,78 @@ def init_backend(type_: BackendType | str) -> None:
         _selected_where = _caller()
 
 
-def get_backend() -> Backend:
-    """The active backend, selecting the default one on first use.
+def register_backend_default_hook(hook: Callable[[], BackendType | str]) -> None:
+    """Let ``hook()`` choose the backend on first use, unless ``$TICKWORK_BACKEND`` is set.
 
-    The default is ``$TICKWORK_BACKEND`` when set, otherwise eventlet.
+    The hook runs only if no backend is selected by then.  A hook that raises
+    is logged and the default backend is used.
     """
+    global _backend_hook
+    if not callable(hook):
+        raise TypeError(f"hook must be callable, got {hook!r}")
+    _backend_hook = hook
+
+
+def _first_use_choice() -> tuple[BackendType, str]:
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        try:
+            return _coerce(env), f"{ENV_VAR}={env!r}"
+        except UnsupportedBackendError as e:
+            raise UnsupportedBackendError(f"{ENV_VAR}: {e}") from None
+    hook = _backend_hook
+    if hook is not None:
+        try:
+            return _coerce(hook()), f"default hook {getattr(hook, '__qualname__', hook)!r}"
+        except Exception:
+            LOG.exception("The backend default hook raised; using the default backend")
+    return DEFAULT_BACKEND_TYPE, "default"
+
+
+def get_backend() -> Backend:
+    """The active backend, selecting one on first use.
+
+    First use picks ``$TICKWORK_BACKEND`` when set, else the registered
+    default hook's choice, else eventlet.
+    """
+    global _backend, _selected_where
     backend = _backend
     if backend is not None:
         return backend
-    env = os.environ.get(ENV_VAR, "").strip()
-    wanted = _coerce(env) if env else DEFAULT_BACKEND_TYPE
-    global _selected_where
+    wanted, why = _first_use_choice()
     with _lock:
         if _backend is None:
-            globals()["_backend"] = _load(wanted)
-            where = _caller()
-            _selected_where = f"{where} (first use, {ENV_VAR}={env!r})" if env else (
-                f"{where} (first use, default)"
-            )
-        return _backend  # type: ignore[return-value]
+            _backend = _load(wanted)
+            _selected_where = f"{_caller()} (first use, {why})"
+        return _backend
+
+
+def get_component(name: str) -> Any:
+    """The class or function oslo.service's backends export under ``name``.
+
+    tickwork has one implementation per name for both backends; this selects
+    the backend on first use, as oslo.service does.
+
+    :raises KeyError: no component has that name.
+    """
+    get_backend()
+    for module_name in _COMPONENT_MODULES:
+        module = importlib.import_module(module_name)
+        if name in getattr(module, "__all__", ()):
+            return getattr(module, name)
+    alias = _COMPONENT_ALIASES.get(name)
+    if alias is not None:
+        return getattr(importlib.import_module(alias[0]), alias[1])
+    raise KeyError(f"Component {name!r} not found in backend.")
+
+
+_COMPONENT_MODULES = ("tickwork.loopingcall", "tickwork.threadgroup", "tickwork.service")
+#: oslo.service component names that tickwork spells privately.
+_COMPONENT_ALIASES = {
+    "Singleton": ("tickwork.service", "_Singleton"),
+    "_is_daemon": ("tickwork.service", "_is_daemon"),
+    "_is_sighup_and_daemon": ("tickwork.service", "_is_sighup_and_daemon"),
+}
 
 
 def get_backend_type() -> BackendType | None:
@@ -130,7 +194,8 @@ def get_backend_type() -> BackendType | None:
 
 def _reset_backend() -> None:
     """Forget the selection (for tests only)."""
-    global _backend, _selected_where
+    global _backend, _selected_where, _backend_hook
     with _lock:
         _backend = None
         _selected_where = None
+        _backend_hook = None
