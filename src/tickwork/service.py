@@ -36,6 +36,7 @@ import logging as std_logging
 import math
 import numbers
 import os
+import posix  # the unpatched read/write: eventlet's green ones may block
 import random
 import select
 import signal
@@ -155,6 +156,18 @@ def _flush_std() -> None:
             pass
 
 
+def _in_main_thread() -> bool:
+    """Whether signal handlers can be installed here (the real main thread)."""
+    current = signal.getsignal(signal.SIGCHLD)
+    if current is None:  # installed outside Python: do not touch it
+        return threading.current_thread() is threading.main_thread()
+    try:
+        signal.signal(signal.SIGCHLD, current)
+    except ValueError:
+        return False
+    return True
+
+
 class _Singleton(type):
     _instances: dict[type, Any] = {}
 
@@ -228,16 +241,17 @@ class SignalHandler(metaclass=_Singleton):
         signo = self._resolve(sig)
         if signo is None:
             return
-        if threading.current_thread() is not threading.main_thread():
+        try:
+            self._install(signo, self._handle_signal)
+        except ValueError:
             LOG.warning("Signal handlers can only be installed from the main thread; "
                         "%s is not handled", sig)
             return
         self._handlers[signo].append(handler)
-        self._install(signo, self._handle_signal)
 
     def ignore(self, sig: str | int) -> None:
         signo = self._resolve(sig)
-        if signo is not None and threading.current_thread() is threading.main_thread():
+        if signo is not None and _in_main_thread():
             self._handlers.pop(signo, None)
             self._install(signo, signal.SIG_IGN)
 
@@ -249,7 +263,7 @@ class SignalHandler(metaclass=_Singleton):
     def wake(self) -> None:
         """Wake :meth:`wait` (safe from signal handlers and other threads)."""
         try:
-            os.write(self._write_fd, b"\0")
+            posix.write(self._write_fd, b"\0")
         except (BlockingIOError, OSError):
             pass
 
@@ -272,8 +286,7 @@ class SignalHandler(metaclass=_Singleton):
             readable = []
         if self._read_fd in readable:
             try:
-                while os.read(self._read_fd, 512):
-                    pass
+                posix.read(self._read_fd, 4096)
             except (BlockingIOError, OSError):
                 pass
         return {fd for fd in readable if fd != self._read_fd}
@@ -311,7 +324,7 @@ class _ShutdownTimer:
         if not self.timeout or self._armed:
             return
         self._armed = True
-        if threading.current_thread() is threading.main_thread():
+        if _in_main_thread():
             signal.signal(signal.SIGALRM, self._expire)
             signal.setitimer(signal.ITIMER_REAL, self.timeout)
             return
@@ -336,7 +349,7 @@ class _ShutdownTimer:
         if self._cancel is not None:
             self._cancel.set()
             self._cancel = None
-        elif threading.current_thread() is threading.main_thread():
+        elif _in_main_thread():
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
