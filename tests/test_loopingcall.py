@@ -241,6 +241,35 @@ def test_second_start_while_running_raises_runtime_error(kind):
     assert timer.start(**kwargs).wait() == "first"
 
 
+def test_racing_starts_get_exactly_one_loop():
+    b = backend_mod.get_backend()
+    release = new_event()
+    runs = []
+
+    def f():
+        runs.append(1)
+        if release.is_set():
+            raise loopingcall.LoopingCallDone("one")
+
+    timer = loopingcall.FixedIntervalLoopingCall(f)
+    go = new_event()
+
+    def starter():
+        go.wait(10)
+        try:
+            return timer.start(interval=0.001)
+        except RuntimeError:
+            return None
+
+    handles = [b.spawn(starter) for _ in range(8)]
+    pause(0.01)
+    go.set()
+    started = [d for d in (h.wait(10) for h in handles) if d is not None]
+    assert len(started) == 1
+    release.set()
+    assert started[0].wait() == "one"
+
+
 def test_wait_before_start_is_a_clear_error():
     timer = loopingcall.FixedIntervalLoopingCall(lambda: None)
     with pytest.raises(RuntimeError, match="never started"):

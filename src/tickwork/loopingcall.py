@@ -190,9 +190,13 @@ class LoopingCallBase:
     ) -> DoneEvent:
         self._check_can_start()
         _check_seconds("initial_delay", initial_delay)
+        with self._state_lock:
+            # Checked again under the lock: two racing start() calls get one loop.
+            if self._thread is not None:
+                raise RuntimeError(self._RUN_ONLY_ONE_MESSAGE)
+            self._thread = _STARTING
         self.done = self._backend.done_event()
         self._abort.clear()
-        self._thread = _STARTING
         handle = self._backend.spawn(
             self._run_loop,
             idle_for,
