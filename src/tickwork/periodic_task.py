@@ -479,14 +479,16 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         due = self._take_due(current)
         if not due:
             return self._idle_for(current)
-        for name, state in due:
+        yield_now = backend.get_backend().native_sleep
+        for i, (name, state) in enumerate(due):
+            if i:
+                yield_now(0)  # let other (green)threads run between tasks
             if self._external_filtered(state.task):
                 self._park(name, state, current)
                 continue
             if not self._begin(name, state, current):
                 continue
             self._run_one(name, state, context, raise_on_error)
-            backend.get_backend().native_sleep(0)
         return self._idle_for(now())
 
     def _park(self, name: str, state: _TaskState, current: float) -> None:
