@@ -169,9 +169,11 @@ def test_backoff_looping_call_in_virtual_time():
         assert loopingcall.BackOffLoopingCall(f).start(starting_interval=10).wait() == "up"
         assert time.monotonic() - started < 1.0
     gaps = [b - a for a, b in pairwise(runs)]
-    # Doubling from 10 s with jitter around 0.75, then the starting interval after a success.
-    assert 12 < gaps[0] < 18 and 20 < gaps[1] < 26 and 30 < gaps[2] < 38
-    assert 6 < gaps[3] < 9
+    # Doubling from 10 s with jitter ~ N(0.75, 0.1) (bounds at 4 sigma), then the starting
+    # interval after a success.
+    assert 7 < gaps[0] < 23 and 10.5 < gaps[1] < 34.5 and 15.75 < gaps[2] < 51.75
+    assert 3.5 < gaps[3] < 11.5
+    assert gaps[0] < gaps[1] < gaps[2]
 
 
 def test_retry_decorator_retries_on_virtual_time():

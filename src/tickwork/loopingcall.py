@@ -457,7 +457,7 @@ class BackOffLoopingCall(LoopingCallBase):
         self._interval = starting_interval
 
         def _idle_for(success: Any, elapsed: float) -> float:
-            factor = abs(self._jitter_source().gauss(jitter, 0.025))
+            factor = abs(self._jitter_source().gauss(jitter, 0.1))
             if success:
                 self._interval = starting_interval
                 self._error_time = 0.0
