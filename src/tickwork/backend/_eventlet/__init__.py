@@ -9,20 +9,77 @@ from tickwork.backend import BackendType
 from tickwork.backend.base import Backend, Event, ThreadHandle
 
 
+class _GreenFlag:
+    """A settable flag greenthreads wait on, switching through the hub directly.
+
+    What :class:`threading.Event` is for threads, without the green Condition
+    and locks eventlet's green ``threading.Event`` builds on.
+    """
+
+    __slots__ = ("_hubs", "_is_set", "_waiters")
+
+    def __init__(self, hubs: Any) -> None:
+        self._hubs = hubs
+        self._is_set = False
+        # Each waiting greenlet with the token of its current wait, so a wake-up
+        # scheduled for an earlier wait can never end a later one.
+        self._waiters: dict[Any, object] = {}
+
+    def is_set(self) -> bool:
+        return self._is_set
+
+    def clear(self) -> None:
+        self._is_set = False
+
+    def set(self) -> None:
+        if self._is_set:
+            return
+        self._is_set = True
+        if self._waiters:
+            hub = self._hubs.get_hub()
+            for waiter, token in list(self._waiters.items()):
+                hub.schedule_call_global(0, self._wake, waiter, token)
+
+    def _wake(self, waiter: Any, token: object) -> None:
+        if self._waiters.get(waiter) is token:
+            waiter.switch()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._is_set:
+            return True
+        hub = self._hubs.get_hub()
+        current = self._hubs.greenlet.getcurrent()
+        if current is hub.greenlet:
+            raise RuntimeError("cannot wait on an event from the eventlet hub")
+        token = object()
+        self._waiters[current] = token
+        timer = None
+        if timeout is not None:
+            timer = hub.schedule_call_global(max(0.0, timeout), self._wake, current, token)
+        try:
+            hub.switch()
+        finally:
+            if self._waiters.get(current) is token:
+                del self._waiters[current]
+            if timer is not None:
+                timer.cancel()
+        return self._is_set
+
+
 class EventletBackend(Backend):
     type = BackendType.EVENTLET
 
     def __init__(self) -> None:
         import eventlet
+        import eventlet.hubs
         import eventlet.semaphore
-        from eventlet.green import threading as green_threading
 
         self._eventlet = eventlet
-        self._green_event = green_threading.Event
+        self._hubs = eventlet.hubs
         self._semaphore = eventlet.semaphore.Semaphore
 
     def event(self) -> Event:
-        return Event(self._green_event())
+        return Event(_GreenFlag(self._hubs))
 
     def lock(self) -> Any:
         return self._semaphore(1)
