@@ -305,10 +305,10 @@ def test_a_service_that_fails_to_start_is_reported(backend, caplog):
 def test_service_launcher_wait_returns_after_stop_from_another_thread(backend):
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("needs the main thread")
+    previous = signal.getsignal(signal.SIGINT)
     launcher = service.ServiceLauncher(_conf(log_options=False))
     svc = _Recorder()
     launcher.launch_service(svc)
-    previous = signal.getsignal(signal.SIGINT)
     get_backend().spawn(lambda: (get_backend().sleep(0.1), launcher.stop()))
     started = time.monotonic()
     assert launcher.wait() is None
@@ -528,3 +528,27 @@ def test_a_hung_task_does_not_outlive_graceful_shutdown_timeout(backend, script,
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in pids)
+
+
+def test_a_stop_during_start_still_stops_what_start_set_up(backend):
+    """SIGTERM right after launch: stop() may run while start() is still running."""
+    in_start = get_backend().event()
+    go_on = get_backend().event()
+    calls = []
+
+    class SlowStart(service.Service):
+        def start(self):
+            in_start.set()
+            go_on.wait(BOUND)
+            self.tg.add_timer(0.02, calls.append, None, 1)
+
+    services = service.Services()
+    svc = SlowStart()
+    services.add(svc)
+    assert in_start.wait(BOUND)
+    services.stop()  # while start() is blocked
+    go_on.set()
+    services.wait()
+    count = len(calls)
+    get_backend().native_sleep(0.1)
+    assert len(calls) == count and svc.tg.timers == []

@@ -544,6 +544,7 @@ class Services:
         #: Set once :meth:`stop` ran (cleared by :meth:`restart`).
         self.stopped = False
         self._on_change: Callable[[], None] | None = None
+        self._stop_requested = False
 
     def _changed(self) -> None:
         if self._on_change is not None:
@@ -555,15 +556,30 @@ class Services:
         self.tg.add_thread(self._run, service, self.done)
 
     def _run(self, service: ServiceBase, done: Any) -> None:
+        if done.is_set() or self._stop_requested:
+            return  # stopped before it could start
         try:
-            self.run_service(service, done)
-        except SystemExit:
+            service.start()
+        except Exception:
+            LOG.exception("Error starting thread.")
             self.failed = True
             self._changed()
+            return
+        if done.is_set() or self._stop_requested:
+            # stop() ran while start() was still running: what start() set up
+            # after that was not stopped, so stop (and wait for) it now.
+            service.stop()
+            service.wait()
+            return
+        done.wait()
 
     @staticmethod
     def run_service(service: ServiceBase, done: Any) -> None:
-        """Start ``service`` and wait for ``done``; SystemExit(1) when it fails to start."""
+        """Start ``service`` and wait for ``done``; SystemExit(1) when it fails to start.
+
+        (oslo.service's helper, kept for callers; :meth:`add` also handles a
+        stop that comes while the service is still starting.)
+        """
         try:
             service.start()
         except Exception:
@@ -573,6 +589,7 @@ class Services:
 
     def stop(self) -> None:
         """Stop every service, then end their threads."""
+        self._stop_requested = True
         for service in self.services:
             service.stop()
         if not self.done.is_set():
@@ -593,6 +610,7 @@ class Services:
             self.stop()
             self.done = get_backend().event()
             self.stopped = False
+            self._stop_requested = False
         for service in self.services:
             service.reset()
             if self.restart_method == "reload":
@@ -655,6 +673,9 @@ class ServiceLauncher(Launcher):
         self._caught: int | None = None
         self._interrupts = 0
         self._timer: _ShutdownTimer | None = None
+        # Installed now, not in wait(): a service started by launch_service()
+        # may already run (and the process already be signalled) before it.
+        self.handle_signal()
 
     def _shutdown_timer(self) -> _ShutdownTimer:
         if self._timer is None:
@@ -692,11 +713,11 @@ class ServiceLauncher(Launcher):
     def wait(self) -> int | None:
         """Run until stopped; returns the exit status (None: a clean stop)."""
         self._log_options()
+        self.handle_signal()
         while True:
-            self._caught = None
-            self.handle_signal()
             status, signo = self._wait_for_exit_or_signal()
             if signo and _is_sighup_and_daemon(signo):
+                self._caught = None
                 self.restart()
                 continue
             break
