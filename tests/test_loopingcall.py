@@ -748,6 +748,21 @@ def test_patched_gauss_wins_over_a_virtual_clocks_rng(vclock):
     assert sleep.call_args_list == [mock.call(x) for x in OSLO_BACKOFF]
 
 
+@pytest.mark.parametrize("how", ["class attribute", "instance gauss"])
+def test_patched_rng_wins_over_a_virtual_clocks_rng(vclock, how):
+    vclock.rng = random.Random(1)
+    if how == "class attribute":
+        rng = mock.Mock()
+        rng.gauss.return_value = 0.8
+        patch = mock.patch.object(loopingcall.BackOffLoopingCall, "_RNG", rng)
+    else:
+        patch = mock.patch.object(loopingcall.BackOffLoopingCall._RNG, "gauss", return_value=0.8)
+    with patch, mock.patch(SLEEP) as sleep:
+        with pytest.raises(loopingcall.LoopingCallTimeOut):
+            loopingcall.BackOffLoopingCall(lambda: False).start().wait()
+    assert sleep.call_args_list == [mock.call(x) for x in OSLO_BACKOFF]
+
+
 def test_backoff_on_the_real_clock():
     func = mock.Mock(side_effect=[False, True, loopingcall.LoopingCallDone("real")])
     began = time.monotonic()

@@ -434,9 +434,11 @@ class BackOffLoopingCall(LoopingCallBase):
         """
         active = _clock.get_clock()
         rng = getattr(active, "rng", None)
-        if (active is _clock.REAL_CLOCK or rng is None
-                or type(self._RNG).gauss is not _SYSTEM_GAUSS):
-            return self._RNG
+        own = self._RNG
+        untouched = (isinstance(own, random.SystemRandom)
+                     and type(own).gauss is _SYSTEM_GAUSS and "gauss" not in vars(own))
+        if active is _clock.REAL_CLOCK or rng is None or not untouched:
+            return own
         return rng
 
     def __init__(self, f: Callable[..., Any] | None = None, *args: Any, **kw: Any) -> None:
