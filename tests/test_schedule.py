@@ -1,5 +1,9 @@
 """``tickwork schedule`` on the fake clock (runs in-process on each backend)."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tickwork import schedule
@@ -62,3 +66,29 @@ def test_constructor_needing_arguments_exits_2(capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "needy_mod", module)
     assert schedule.main(["needy_mod:Needy"]) == 2
     assert "constructor needs arguments" in capsys.readouterr().err
+
+
+def test_periodic_interval_flag_sets_the_fixed_timer(capsys):
+    assert schedule.main(["tickwork.demo:DemoManager", "--hours", "0.1", "--pattern", "fixed",
+                          "--periodic-interval", "4"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[3:]}
+    # spacing 1 s under a 4 s timer: a run every pass, 4 s apart
+    assert rows["heartbeat"][3:5] == ["4.0", "4.0"]
+
+
+def test_bad_periodic_interval_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        schedule.main(["tickwork.demo:DemoManager", "--periodic-interval", "0"])
+    assert exit_.value.code == 2
+    assert "--periodic-interval must be positive" in capsys.readouterr().err
+
+
+def test_command_runs_without_eventlet_by_default():
+    code = ("import sys; from tickwork import schedule; "
+            "rc = schedule.main(['tickwork.demo:DemoManager', '--hours', '0.01']); "
+            "assert 'eventlet' not in sys.modules, 'eventlet imported'; sys.exit(rc)")
+    env = {k: v for k, v in os.environ.items() if k != "TICKWORK_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "heartbeat" in done.stdout and done.stderr == ""

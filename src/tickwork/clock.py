@@ -152,6 +152,7 @@ class StopWatch:
         self.stopped_at: float | None = None
 
     def restart(self) -> StopWatch:
+        """Start (again) from now, on the clock active now."""
         self._clock = get_clock()
         self.started_at = self._clock.monotonic()
         self.stopped_at = None
@@ -160,6 +161,7 @@ class StopWatch:
     start = restart
 
     def stop(self) -> StopWatch:
+        """Freeze the reading of :meth:`elapsed`."""
         if self.started_at is None:
             raise RuntimeError("cannot stop a stopwatch that was never started")
         self.stopped_at = self._clock.monotonic()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -152,18 +153,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=24.0, help="virtual hours (default 24)")
     parser.add_argument("--config-file", action="append", default=[], help="oslo.config file")
     parser.add_argument("--pattern", choices=("dynamic", "fixed"), default="dynamic")
+    parser.add_argument("--periodic-interval", type=float, metavar="SECONDS",
+                        help="override periodic_interval (the fixed pattern's timer)")
+    parser.add_argument("--periodic-interval-max", type=float, metavar="SECONDS",
+                        help="override periodic_interval_max (the dynamic pattern's cap)")
     parser.add_argument("--plot", metavar="PNG", help="draw a timeline (needs matplotlib)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.hours <= 0:
         parser.error("--hours must be positive")
+    for flag, value in (("--periodic-interval", args.periodic_interval),
+                        ("--periodic-interval-max", args.periodic_interval_max)):
+        if value is not None and not value > 0:
+            parser.error(f"{flag} must be positive")
     from oslo_config import cfg
 
+    from tickwork import backend, service
+
+    if backend.get_backend_type() is None and not os.environ.get(backend.ENV_VAR):
+        # Virtual time runs the same on both backends; threads need no eventlet.
+        backend.init_backend(backend.BackendType.THREADING)
     conf = cfg.ConfigOpts()
     try:
         conf([], project="tickwork", default_config_files=args.config_file)
     except cfg.Error as exc:
         print(f"tickwork schedule: {exc}", file=sys.stderr)
         return 2
+    conf.register_opts(service.periodic_opts)
+    if args.periodic_interval is not None:
+        conf.set_override("periodic_interval", args.periodic_interval)
+    if args.periodic_interval_max is not None:
+        conf.set_override("periodic_interval_max", args.periodic_interval_max)
     logging.disable(logging.ERROR)  # failing tasks would log a traceback per run
     try:
         report = simulate(_load(args.target, conf), args.hours, args.pattern, conf)
