@@ -103,8 +103,17 @@ def format_summary(manager: periodic_task.PeriodicTasks, title: str) -> str:
 class DemoService(service.Service):
     """Runs a DemoManager's tasks; prints their summary once they have ended."""
 
+    _reported = False
+
+    def start(self) -> None:
+        self._reported = False
+        super().start()
+
     def wait(self) -> None:
         super().wait()
+        if self._reported:
+            return
+        self._reported = True
         print(format_summary(self.manager, f"tickwork demo summary (pid {os.getpid()}, "
                                            f"{self.periodic_pattern} pattern):"), flush=True)
 
