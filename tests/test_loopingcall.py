@@ -1059,3 +1059,25 @@ def test_named_positional_start_arguments_match_oslo():
     i = done_after(2, "pos")
     assert loopingcall.FixedIntervalWithTimeoutLoopingCall(i).start(0.001, None, True, 30) \
         .wait() == "pos"
+
+
+def test_sub_10ms_interval_keeps_its_cadence_and_lets_others_run():
+    """oslo's figure rounds a 4 ms idle to 0; the wait still ends at the next slot."""
+    starts = []
+    other_ran = []
+    active = backend_mod.get_backend()
+
+    def f():
+        starts.append(time.monotonic())
+        if len(starts) == 50:
+            raise loopingcall.LoopingCallDone()
+
+    def other():
+        other_ran.append(True)
+
+    active.spawn(other)
+    loopingcall.FixedIntervalLoopingCall(f).start(0.004).wait()
+    span = starts[-1] - starts[0]
+    assert span >= 49 * 0.004 - 0.001  # never early, so not a busy loop
+    assert span < 49 * 0.004 + 0.5
+    assert other_ran == [True]

@@ -305,7 +305,8 @@ class LoopingCallBase:
                         {"func_name": _callable_name(self.f), "interval": interval,
                          "missed": missed, "total": self.skipped_runs})
         cadence[0] = next_due
-        return self._plan(idle, next_due if idle > 0 else now)
+        # The wait ends at the next slot even where the oslo figure rounds to 0.
+        return self._plan(idle, next_due if next_due > now else now)
 
 
 class FixedIntervalLoopingCall(LoopingCallBase):
