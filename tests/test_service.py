@@ -4,6 +4,7 @@ child processes receiving real signals."""
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -454,9 +455,9 @@ def script(tmp_path):
     path.write_text(_SCRIPT)
     procs = []
 
-    def start(backend_name, workers=1, timeout=10, hang=False):
+    def start(backend_name, workers=1, timeout=10, hang=False, env=None):
         proc = _Proc([sys.executable, "-W", "ignore", str(path), backend_name, str(workers),
-                      str(timeout), "hang" if hang else "ok"])
+                      str(timeout), "hang" if hang else "ok"], env=env)
         procs.append(proc)
         return proc
 
@@ -552,3 +553,29 @@ def test_a_stop_during_start_still_stops_what_start_set_up(backend):
     count = len(calls)
     get_backend().native_sleep(0.1)
     assert len(calls) == count and svc.tg.timers == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_launchers_notify_systemd_once(backend, script, tmp_path, workers):
+    """A Type=notify unit gets READY=1 once, from the launcher, not from each worker."""
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(BOUND)
+    try:
+        proc = script(backend.value, workers=workers,
+                      env=dict(os.environ, NOTIFY_SOCKET=address))
+        assert sock.recv(64) == b"READY=1"
+        proc.wait_for(lambda: len(proc.words("started")) == workers)
+        proc.signal(signal.SIGTERM)
+        assert proc.finish() == 0
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.recv(64)
+    finally:
+        sock.close()
+
+
+def test_notify_ready_without_a_socket_does_nothing(backend, monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert service.notify_ready() is False

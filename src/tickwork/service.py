@@ -40,6 +40,7 @@ import posix  # the unpatched read/write: eventlet's green ones may block
 import random
 import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -66,6 +67,7 @@ __all__ = [
     "SignalExit",
     "SignalHandler",
     "launch",
+    "notify_ready",
     "list_opts",
     "periodic_opts",
     "service_opts",
@@ -714,6 +716,7 @@ class ServiceLauncher(Launcher):
         """Run until stopped; returns the exit status (None: a clean stop)."""
         self._log_options()
         self.handle_signal()
+        notify_ready()
         while True:
             status, signo = self._wait_for_exit_or_signal()
             if signo and _is_sighup_and_daemon(signo):
@@ -735,6 +738,29 @@ class ServiceLauncher(Launcher):
         if signo == signal.SIGHUP:
             return status
         return 1 if self.services.failed else None
+
+
+def notify_ready() -> bool:
+    """Tell systemd the service is up (``READY=1``), once per process tree.
+
+    Does nothing unless ``$NOTIFY_SOCKET`` is set (a ``Type=notify`` unit);
+    the variable is then removed so forked workers do not notify again.
+    Returns True when the notification was sent.
+    """
+    address = os.environ.pop("NOTIFY_SOCKET", None)
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(b"READY=1")
+    except OSError as exc:
+        LOG.warning("Could not notify systemd at %(addr)r: %(err)s",
+                    {"addr": address, "err": exc})
+        return False
+    return True
 
 
 def _fast_exit(why: str) -> None:
@@ -904,6 +930,7 @@ class ProcessLauncher:
         if self.conf.log_options:
             LOG.debug("Full set of CONF:")
             self.conf.log_opt_values(LOG, std_logging.DEBUG)
+        notify_ready()
         while True:
             self.handle_signal()
             self._respawn_children()
