@@ -256,7 +256,8 @@ class ThreadGroup:
         if wait:
             self._wait_timers(timers, None)
         with self._lock:
-            self.timers = [t for t in self.timers if t not in timers]
+            gone = {id(t) for t in timers}
+            self.timers = [t for t in self.timers if id(t) not in gone]
             if not wait:
                 self._stopping.extend(timers)
 
@@ -389,7 +390,8 @@ class ThreadGroup:
         if not self._wait_timers(timers, deadline):
             return False
         with self._lock:
-            self._stopping = [t for t in self._stopping if t not in timers]
+            gone = {id(t) for t in timers}
+            self._stopping = [t for t in self._stopping if id(t) not in gone]
         return self._wait_threads(deadline)
 
     waitall = wait
