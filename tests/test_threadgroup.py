@@ -306,3 +306,29 @@ def test_backend_paths_are_the_same_classes(backend):
 
     assert ev.ThreadGroup is th.ThreadGroup is threadgroup.ThreadGroup
     assert ev.Thread is th.Thread is threadgroup.Thread
+
+
+def test_a_timer_stopping_the_group_on_its_first_run_stops_itself(backend):
+    """The timer is listed before it starts, so its first run can stop it."""
+    from tickwork import threadgroup as tg_mod
+
+    runs = []
+    group = tg_mod.ThreadGroup()
+
+    def first_run_stops():
+        runs.append(1)
+        group.stop_timers()
+
+    group.add_timer(0.01, first_run_stops)
+    assert group.wait(timeout=10)
+    assert runs == [1]
+    assert group.timers == []
+
+
+def test_a_timer_that_fails_to_start_is_not_listed(backend):
+    from tickwork import threadgroup as tg_mod
+
+    group = tg_mod.ThreadGroup()
+    with pytest.raises(ValueError, match="interval"):
+        group.add_timer(-1, lambda: None)
+    assert group.timers == []

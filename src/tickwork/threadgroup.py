@@ -198,10 +198,20 @@ class ThreadGroup:
         """Run ``callback(*args, **kwargs)`` every ``interval`` seconds; returns the timer."""
         timer = loopingcall.FixedIntervalLoopingCall(
             _TimerCallback(callback), *(args or ()), **(kwargs or {}))
-        timer.start(interval=interval, initial_delay=initial_delay,
-                    stop_on_exception=stop_on_exception)
+        return self._started(timer, lambda: timer.start(
+            interval=interval, initial_delay=initial_delay,
+            stop_on_exception=stop_on_exception))
+
+    def _started(self, timer: loopingcall.LoopingCallBase,
+                 start: Callable[[], Any]) -> loopingcall.LoopingCallBase:
+        """List ``timer`` and start it: listed first, so its first run can stop it."""
         with self._lock:
             self.timers.append(timer)
+        try:
+            start()
+        except BaseException:
+            self.timer_done(timer)
+            raise
         return timer
 
     def add_timer(self, interval: float, callback: Callable[..., Any],
@@ -218,11 +228,9 @@ class ThreadGroup:
         """Run ``callback`` again after the seconds it returns (capped); returns the timer."""
         timer = loopingcall.DynamicLoopingCall(
             _TimerCallback(callback), *(args or ()), **(kwargs or {}))
-        timer.start(initial_delay=initial_delay, periodic_interval_max=periodic_interval_max,
-                    stop_on_exception=stop_on_exception)
-        with self._lock:
-            self.timers.append(timer)
-        return timer
+        return self._started(timer, lambda: timer.start(
+            initial_delay=initial_delay, periodic_interval_max=periodic_interval_max,
+            stop_on_exception=stop_on_exception))
 
     def add_dynamic_timer(self, callback: Callable[..., Any],
                           initial_delay: float | None = None,
