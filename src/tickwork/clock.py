@@ -9,6 +9,8 @@ patch them keep working) and waits on the backend's native events.
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 import time
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,8 +23,10 @@ __all__ = [
     "RandomSource",
     "RealClock",
     "StopWatch",
+    "check_seconds",
     "get_clock",
     "monotonic",
+    "random_source",
     "set_clock",
     "wall",
 ]
@@ -116,6 +120,32 @@ class RealClock(Clock):
 
 REAL_CLOCK = RealClock()
 _active: Clock = REAL_CLOCK
+
+
+def random_source(real: Any) -> Any:
+    """Where to draw jitter: ``real`` while the real clock is active (so tests
+    that patch it keep working), otherwise the active clock's seeded ``rng``."""
+    active = _active
+    return real if active is REAL_CLOCK else active.rng
+
+
+def check_seconds(name: str, value: Any, *, allow_none: bool = False,
+                  allow_zero: bool = True) -> float | None:
+    """``value`` as a float of seconds; TypeError or ValueError naming ``name`` otherwise.
+
+    Rejects non-numbers (bools included), NaN and negative values, and zero
+    when ``allow_zero`` is false.  None passes only with ``allow_none``.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number of seconds, got NaN")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound} seconds, got {value!r}")
+    return float(value)
 
 
 def get_clock() -> Clock:

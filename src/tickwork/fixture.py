@@ -109,14 +109,6 @@ class _Waiter:
             self.clock._wake_locked(self)
 
 
-def _check_seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
-    return float(value)
-
-
 class FakeClock(_clock.Clock, fixtures.Fixture):
     """A virtual clock for tests: a fixture and a context manager.
 
@@ -154,7 +146,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
                     not math.isfinite(value)):
                 raise TypeError(f"{name} must be a finite number of seconds, got {value!r}")
-        _check_seconds("settle_timeout", settle_timeout)
+        _clock.check_seconds("settle_timeout", settle_timeout)
         self._now = float(start)
         self._wall_offset = float(wall) - float(start)
         self.rng: random.Random = random.Random(seed)
@@ -421,7 +413,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         its deadline; returns once every tickwork thread waits again, with
         :meth:`now` ``seconds`` later than before.
         """
-        seconds = _check_seconds("seconds", seconds)
+        seconds = _clock.check_seconds("seconds", seconds)
         _, own = self._driving()
         try:
             target = self._now + seconds
@@ -449,7 +441,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
                                  f"{self._now!r}")
             self.advance(until - self._now)
             return True
-        limit = None if timeout is None else self._now + _check_seconds("timeout", timeout)
+        limit = None if timeout is None else self._now + _clock.check_seconds("timeout", timeout)
         _, own = self._driving()
         try:
             reached = self._drive(until, limit, own)

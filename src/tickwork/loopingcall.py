@@ -85,17 +85,7 @@ def _callable_name(f: Any) -> str:
 
 
 def _check_seconds(name: str, value: Any, *, allow_none: bool = True) -> None:
-    """Reject a value that is not a usable, non-negative number of seconds."""
-    if value is None:
-        if allow_none:
-            return
-        raise TypeError(f"{name} must be a number of seconds, got None")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if math.isnan(value):
-        raise ValueError(f"{name} must be a number of seconds, got NaN")
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value!r}")
+    _clock.check_seconds(name, value, allow_none=allow_none)
 
 
 def _wall() -> float:
@@ -433,14 +423,10 @@ class BackOffLoopingCall(LoopingCallBase):
         has patched it; otherwise a virtual clock's seeded ``rng``, so runs on
         virtual time repeat exactly.
         """
-        active = _clock.get_clock()
-        rng = getattr(active, "rng", None)
         own = self._RNG
         untouched = (isinstance(own, random.SystemRandom)
                      and type(own).gauss is _SYSTEM_GAUSS and "gauss" not in vars(own))
-        if active is _clock.REAL_CLOCK or rng is None or not untouched:
-            return own
-        return rng
+        return _clock.random_source(own) if untouched else own
 
     def __init__(self, f: Callable[..., Any] | None = None, *args: Any, **kw: Any) -> None:
         super().__init__(f, *args, **kw)

@@ -69,16 +69,9 @@ def now() -> float:
     return _clock.monotonic()
 
 
-def _random() -> Any:
-    """The random source for jitter: this module's ``random``, or the virtual clock's."""
-    active = _clock.get_clock()
-    rng = getattr(active, "rng", None)
-    return random if active is _clock.REAL_CLOCK or rng is None else rng
-
-
 def _jitter(spacing: float) -> int:
     """0 to 5% of ``spacing``, rounded down to whole seconds (as oslo.service)."""
-    return int(spacing * (_random().random() / 20))
+    return int(spacing * (_clock.random_source(random).random() / 20))
 
 
 def _nearest_boundary(last_run: float | None, spacing: float) -> float:
@@ -321,7 +314,6 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         self._periodic_lock = threading.Lock()
         self._periodic_state: dict[str, _TaskState] = {}
         self._periodic_heap: list[tuple[float, int, int, str]] = []
-        self._periodic_seq = 0
         last_run = _LastRunMap()
         self._periodic_last_run = last_run
         created = now()
@@ -347,7 +339,6 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         state.version += 1
         state.due = due
         state.stats.next_due = due
-        self._periodic_seq += 1
         heapq.heappush(self._periodic_heap, (due, state.index, state.version, name))
 
     def _reschedule(self, name: str, last_run: float | None) -> None:

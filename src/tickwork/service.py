@@ -33,8 +33,6 @@ import copy
 import errno
 import io
 import logging as std_logging
-import math
-import numbers
 import os
 import posix  # the unpatched read/write: eventlet's green ones may block
 import random
@@ -113,13 +111,6 @@ def _register(conf: cfg.ConfigOpts, opts: Iterable[cfg.Opt]) -> None:
     for opt in opts:
         if opt.dest not in conf:
             conf.register_opt(opt)
-
-
-def _check_seconds(name: str, value: Any, allow_zero: bool = True) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
 class SignalExit(SystemExit):
@@ -426,7 +417,7 @@ class Service(ServiceBase):
                                      ("periodic_interval_max", periodic_interval_max, True),
                                      ("periodic_fuzzy_delay", periodic_fuzzy_delay, True)):
             if value is not None:
-                _check_seconds(name, value, allow_zero=zero_ok)
+                _clock.check_seconds(name, value, allow_zero=zero_ok)
         self._overrides = {
             "periodic_enable": periodic_enable,
             "periodic_interval": periodic_interval,
@@ -471,11 +462,11 @@ class Service(ServiceBase):
             LOG.info("Periodic tasks of %s are disabled", type(self).__name__)
             return
         fuzzy = self._option("periodic_fuzzy_delay")
-        _check_seconds("periodic_fuzzy_delay", fuzzy)
-        initial_delay = _random().uniform(0, fuzzy) if fuzzy else None
+        _clock.check_seconds("periodic_fuzzy_delay", fuzzy)
+        initial_delay = _clock.random_source(random).uniform(0, fuzzy) if fuzzy else None
         if self.periodic_pattern == "fixed":
             interval = self._option("periodic_interval")
-            _check_seconds("periodic_interval", interval, allow_zero=False)
+            _clock.check_seconds("periodic_interval", interval, allow_zero=False)
             self.periodic_timer = self.tg.add_timer_args(
                 interval, self.periodic_tasks, initial_delay=initial_delay,
                 stop_on_exception=False)
@@ -485,7 +476,7 @@ class Service(ServiceBase):
                       "delay": initial_delay or 0})
         else:
             cap = self._option("periodic_interval_max")
-            _check_seconds("periodic_interval_max", cap)
+            _clock.check_seconds("periodic_interval_max", cap)
             self.periodic_timer = self.tg.add_dynamic_timer_args(
                 self.periodic_tasks, initial_delay=initial_delay,
                 periodic_interval_max=cap or None, stop_on_exception=False)
@@ -512,13 +503,6 @@ class Service(ServiceBase):
     def wait(self) -> None:
         """Wait for the timers and threads to end."""
         self.tg.wait()
-
-
-def _random() -> Any:
-    """The random source: this module's ``random`` on the real clock, else the clock's."""
-    active = _clock.get_clock()
-    rng = getattr(active, "rng", None)
-    return random if active is _clock.REAL_CLOCK or rng is None else rng
 
 
 def _check_service_base(service: Any) -> None:
@@ -794,7 +778,7 @@ class ProcessLauncher:
     def __init__(self, conf: cfg.ConfigOpts, wait_interval: float = 0.01,
                  restart_method: str = "reload") -> None:
         _check_restart_method(restart_method)
-        _check_seconds("wait_interval", wait_interval)
+        _clock.check_seconds("wait_interval", wait_interval)
         self.conf = conf
         _register(conf, service_opts)
         self.children: dict[int, ServiceWrapper] = {}
