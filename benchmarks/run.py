@@ -222,9 +222,8 @@ def startstop_jobs(quick: bool) -> list[Job]:
             for _label, backend, patched in CONFIGS for lib in ("tickwork", "oslo")]
 
 
-def startstop_report(jobs: list[Job]) -> str:
-    keys = ("once_median_us", "once_p95_us", "stop_median_us", "stop_p95_us")
-    headers = ("backend", "lib", "once us", "once p95", "stop us", "stop p95")
+def _side_by_side(jobs: list[Job], keys: tuple[str, ...]) -> list[list[str]]:
+    """Per backend configuration: a tickwork row, an oslo row and their ratio."""
     rows = []
     for label, backend, patched in CONFIGS:
         group = {j.lib: j for j in jobs if j.backend == backend and j.monkey_patch == patched}
@@ -233,6 +232,13 @@ def startstop_report(jobs: list[Job]) -> str:
         rows.append([label, "tickwork/oslo",
                      *(_ratio(_value(group["tickwork"], k), _value(group["oslo"], k))
                        for k in keys)])
+    return rows
+
+
+def startstop_report(jobs: list[Job]) -> str:
+    keys = ("once_median_us", "once_p95_us", "stop_median_us", "stop_p95_us")
+    headers = ("backend", "lib", "once us", "once p95", "stop us", "stop p95")
+    rows = _side_by_side(jobs, keys)
     return ("Looping call lifecycle (once: start, one run, LoopingCallDone, wait; "
             "stop: stop() + wait() of an idle loop)\n\n" + table(headers, rows))
 
@@ -246,14 +252,7 @@ def timers_jobs(quick: bool) -> list[Job]:
 def timers_report(jobs: list[Job]) -> str:
     keys = ("add_ms", "all_ran_ms", "stop_ms")
     headers = ("backend", "lib", "add ms", "all ran ms", "stop ms")
-    rows = []
-    for label, backend, patched in CONFIGS:
-        group = {j.lib: j for j in jobs if j.backend == backend and j.monkey_patch == patched}
-        for lib in ("tickwork", "oslo"):
-            rows.append([label, lib, *(_fmt(_value(group[lib], k)) for k in keys)])
-        rows.append([label, "tickwork/oslo",
-                     *(_ratio(_value(group["tickwork"], k), _value(group["oslo"], k))
-                       for k in keys)])
+    rows = _side_by_side(jobs, keys)
     count = next((j.result["timers"] for j in jobs if j.result), "?")
     return (f"ThreadGroup with {count} timers (add_timer calls; until all ran once; "
             "stop() + wait())\n\n" + table(headers, rows))
