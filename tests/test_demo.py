@@ -133,14 +133,11 @@ def test_cli_dispatch(backend, capsys, monkeypatch):
     assert seen == [["--run-for", "1"]]
 
 
-def test_cli_schedule_is_lazy(backend, capsys):
-    try:
-        import tickwork.schedule  # noqa: F401
-    except ModuleNotFoundError:
-        assert cli.main(["schedule"]) == 2
-        assert "not available" in capsys.readouterr().err
-    else:
-        pytest.skip("tickwork.schedule exists")
+def test_cli_dispatches_schedule(backend, capsys):
+    assert cli.main(["schedule", "tickwork.demo:DemoManager", "--hours", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "0.01 virtual hours" in out and "heartbeat" in out
+    assert cli.main(["schedule", "no.such.module:Manager"]) == 2
 
 
 def test_format_summary_lists_every_task(backend):
