@@ -274,13 +274,12 @@ class TaskStats:
 class _TaskState:
     """Scheduling state of one task of one instance."""
 
-    __slots__ = ("index", "task", "anchor", "due", "version", "running", "stats")
+    __slots__ = ("index", "task", "anchor", "version", "running", "stats")
 
     def __init__(self, index: int, task: Callable[..., Any], stats: TaskStats) -> None:
         self.index = index
         self.task = task
         self.anchor: float | None = None  # the unjittered grid the task runs on
-        self.due: float | None = None
         self.version = 0
         self.running = False
         self.stats = stats
@@ -337,7 +336,6 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
 
     def _push(self, name: str, state: _TaskState, due: float) -> None:
         state.version += 1
-        state.due = due
         state.stats.next_due = due
         heapq.heappush(self._periodic_heap, (due, state.index, state.version, name))
 
@@ -382,7 +380,6 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                 state = state_of.get(name)
                 if state is None or state.version != version:
                     continue  # stale entry
-                state.due = None
                 due.append((name, state))
         due.sort(key=lambda item: item[1].index)
         return due
