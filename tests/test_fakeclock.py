@@ -223,6 +223,52 @@ def test_plain_spawned_threads_sleep_and_wait_on_virtual_time():
         assert log[4:] == [(10, "a"), (12, "b"), (15, "a")]
 
 
+def test_threads_woken_spawned_and_ended_inside_one_advance_keep_deadline_order():
+    """Inside one advance: a run wakes a thread by event and spawns another;
+    everything they start runs at its own virtual time, in order, before the
+    next due wait ends."""
+    backend = backend_mod.get_backend()
+    log = []
+    gate = backend.event()
+
+    def gatekeeper():
+        while gate.wait(None):
+            gate.clear()
+            log.append((_clock.monotonic(), "woken"))
+            backend.sleep(1)
+            log.append((_clock.monotonic(), "woken+1"))
+
+    def short_lived(at):
+        log.append((_clock.monotonic(), f"spawned@{at:g}"))
+        backend.sleep(2)
+        log.append((_clock.monotonic(), f"ended@{at:g}"))
+
+    def tick():
+        now = _clock.monotonic()
+        log.append((now, "tick"))
+        if now in (10, 30):
+            gate.set()
+            backend.spawn(short_lived, now, name=f"short@{now}")
+
+    with FakeClock() as clock:
+        keeper = backend.spawn(gatekeeper, name="gatekeeper")
+        timer = loopingcall.FixedIntervalLoopingCall(tick)
+        timer.start(10, initial_delay=10)
+        clock.advance(40)
+        assert clock.now() == 40
+        timer.stop()
+        timer.wait()
+        backend.kill(keeper)
+    # In time order; threads runnable at the same instant may run in either order.
+    assert [t for t, _ in log] == sorted(t for t, _ in log)
+    assert sorted(log) == [
+        (10, "spawned@10"), (10, "tick"), (10, "woken"), (11, "woken+1"), (12, "ended@10"),
+        (20, "tick"),
+        (30, "spawned@30"), (30, "tick"), (30, "woken"), (31, "woken+1"), (32, "ended@30"),
+        (40, "tick"),
+    ]
+
+
 def test_a_wait_on_the_clock_times_out_in_virtual_time():
     backend = backend_mod.get_backend()
     never = backend.event()
@@ -424,7 +470,9 @@ def _run_nova_like_day(seed):
 def test_nova_like_manager_runs_24_virtual_hours_under_a_real_service(caplog):
     caplog.set_level("CRITICAL")  # the failing task logs on each of its 1439 runs
     runs, wall_spent = _run_nova_like_day(seed=1)
-    assert wall_spent < 15  # about 1-2 s here (under a second for the loop alone)
+    # About 0.3-0.6 s here; the speed figure lives in benchmarks/virtualday.py,
+    # this bound only catches a real regression without flaking on a busy machine.
+    assert wall_spent < 10
     spacing = {name: s for name, s, _ in NOVA_LIKE_TASKS}
     immediate = {name: i for name, _, i in NOVA_LIKE_TASKS}
     # Spacings under 20 s get no jitter (as oslo.service): every run exactly on its grid.

@@ -96,10 +96,10 @@ class _Waiter:
 
     __slots__ = ("clock", "deadline", "flag", "handle", "name", "woken")
 
-    def __init__(self, clock: FakeClock, deadline: float | None, flag: Event) -> None:
+    def __init__(self, clock: FakeClock, deadline: float | None) -> None:
         self.clock = clock
         self.deadline = deadline
-        self.flag = flag  # a private native event the thread blocks on
+        self.flag: Event | None = None  # a private native event the thread blocks on
         self.handle: Any = None
         self.name = ""
         self.woken = False
@@ -107,6 +107,27 @@ class _Waiter:
     def on_event(self) -> None:
         with self.clock._lock:
             self.clock._wake_locked(self)
+
+
+class _Run:
+    """One move of the clock (advance, run_until, an autojump) in progress.
+
+    ``check`` is a lock-safe test of whether the move is done (None: never);
+    with ``baton`` set, the tickwork thread that makes the system quiet ends
+    the next due wait itself, so a thread whose own wait is next goes on
+    without a thread switch.
+    """
+
+    __slots__ = ("baton", "check", "limit", "own", "result", "steps")
+
+    def __init__(self, check: Callable[[], bool] | None, limit: float | None, own: Any,
+                 baton: bool) -> None:
+        self.check = check
+        self.limit = limit
+        self.own = own
+        self.baton = baton
+        self.result: bool | None = None
+        self.steps = 0
 
 
 class FakeClock(_clock.Clock, fixtures.Fixture):
@@ -156,7 +177,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         self._heap: list[tuple[float, float, int, _Waiter]] = []
         self._seq = itertools.count()
         self._spawned = itertools.count()
-        # Live tickwork threads counted by this clock: handle -> [ident, rank].
+        # Live tickwork threads counted by this clock: handle -> [ident, rank, flag].
         self._threads: dict[Any, list[Any]] = {}
         self._idents: dict[Any, Any] = {}
         # Tickwork threads blocked on the clock: handle -> waiter.
@@ -166,6 +187,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         self._driver: Any = None
         self._backend_obj: Backend | None = None
         self._quiet: Event | None = None
+        self._run: _Run | None = None
         self._previous: _clock.Clock | None = None
 
     # -- fixture ---------------------------------------------------------
@@ -223,7 +245,8 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         if handle is None:
             return
         with self._lock:
-            self._threads[handle] = [None, next(self._spawned)]
+            # [ident, rank, the flag it blocks on (made at its first wait)]
+            self._threads[handle] = [None, next(self._spawned), None]
 
     def thread_running(self, handle: Any = None) -> None:
         ident = self._get_backend().current_ident()
@@ -241,7 +264,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             if entry[0] is not None and self._idents.get(entry[0]) is handle:
                 del self._idents[entry[0]]
             self._blocked.pop(handle, None)
-            self._signal_locked()
+            self._quieter_locked()
 
     def _signal_locked(self) -> None:
         if self._quiet is not None:
@@ -253,31 +276,90 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             busy -= 1
         return busy
 
-    def _settle(self, own: Any) -> None:
-        """Wait (in real time) until no tickwork thread but ``own`` is runnable."""
+    def _quieter_locked(self) -> None:
+        """A tickwork thread stopped running (it waits on the clock, or ended)."""
+        run = self._run
+        if run is None or not run.baton:
+            self._signal_locked()
+        elif run.result is None and self._busy_locked(run.own) <= 0:
+            self._step_locked(run)
+
+    def _step_locked(self, run: _Run) -> None:
+        """End ``run``'s next due wait, or finish ``run``; every tickwork thread waits."""
+        if run.check is not None and run.check():
+            self._finish_locked(run, True)
+            return
+        heap = self._heap
+        while heap and heap[0][3].woken:
+            heapq.heappop(heap)
+        if not heap or (run.limit is not None and heap[0][0] > run.limit):
+            self._finish_locked(run, False)
+            return
+        deadline, _, _, waiter = heapq.heappop(heap)
+        if deadline > self._now:
+            self._now = deadline
+        run.steps += 1
+        self._wake_locked(waiter)
+
+    def _finish_locked(self, run: _Run, result: bool) -> None:
+        run.result = result
+        self._signal_locked()
+
+    def _drive(self, run: _Run, predicate: Callable[[], bool] | None = None) -> bool:
+        """End due waits in order until ``run`` finishes, or ``predicate()`` is true.
+
+        Returns True when done, False when nothing is left to end by ``run.limit``.
+        """
         self._get_backend()
         quiet = self._quiet
         assert quiet is not None
         give_up: float | None = None
-        while True:
-            with self._lock:
-                if self._busy_locked(own) <= 0:
-                    return
-                quiet.clear()
-            now = _real_monotonic()
-            if give_up is None:
-                give_up = now + self.settle_timeout
-            elif now >= give_up:
+        seen = -1
+        with self._lock:
+            self._run = run
+        try:
+            while True:
                 with self._lock:
-                    busy = [self._thread_name(h) for h in self._threads
-                            if h not in self._blocked and h is not own]
-                if busy:
-                    raise FakeClockError(
-                        f"tickwork threads still busy after {self.settle_timeout:g} s of real "
-                        f"time (blocked on something other than the clock, or never waiting): "
-                        f"{', '.join(busy)}")
-                return
-            quiet.native_wait(give_up - now)
+                    ready = run.result is None and self._busy_locked(run.own) <= 0
+                    if ready and predicate is None:
+                        self._step_locked(run)
+                        continue
+                    if not ready and run.result is None:
+                        quiet.clear()
+                if run.result is not None:
+                    return run.result
+                if ready:
+                    assert predicate is not None
+                    if predicate():
+                        return True
+                    with self._lock:
+                        if run.result is None and self._busy_locked(run.own) <= 0:
+                            self._step_locked(run)
+                    continue
+                now = _real_monotonic()
+                if run.steps != seen:
+                    seen = run.steps
+                    give_up = None
+                if give_up is None:
+                    give_up = now + self.settle_timeout
+                elif now >= give_up:
+                    self._raise_if_busy(run.own)
+                    give_up = None
+                    continue
+                quiet.native_wait(give_up - now)
+        finally:
+            with self._lock:
+                self._run = None
+
+    def _raise_if_busy(self, own: Any) -> None:
+        with self._lock:
+            busy = [self._thread_name(h) for h in self._threads
+                    if h not in self._blocked and h is not own]
+        if busy:
+            raise FakeClockError(
+                f"tickwork threads still busy after {self.settle_timeout:g} s of real "
+                f"time (blocked on something other than the clock, or never waiting): "
+                f"{', '.join(busy)}")
 
     @staticmethod
     def _thread_name(handle: Any) -> str:
@@ -290,19 +372,28 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             return True
         backend = self._get_backend()
         if deadline is not None and deadline <= self._now:
-            backend.native_sleep(0)
+            backend.yield_now()
             return event.is_set()
         ident = backend.current_ident()
-        waiter = _Waiter(self, deadline, backend.event())
+        waiter = _Waiter(self, deadline)
         with self._lock:
             handle = self._idents.get(ident)
             if handle is not None:
                 waiter.handle = handle
                 waiter.name = self._thread_name(handle)
-                rank = self._threads[handle][1]
+                entry = self._threads[handle]
+                rank = entry[1]
+                # One flag per thread: only a waiter not yet woken sets it.
+                flag = entry[2]
+                if flag is None:
+                    flag = entry[2] = backend.event()
+                else:
+                    flag.clear()
+                waiter.flag = flag
             else:
                 waiter.name = threading.current_thread().name
                 rank = _FOREIGN_RANK
+                waiter.flag = backend.event()
             if deadline is not None:
                 heapq.heappush(self._heap, (deadline, rank, next(self._seq), waiter))
             event.add_listener(waiter.on_event)
@@ -310,7 +401,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
                 waiter.woken = True
             elif handle is not None:
                 self._blocked[handle] = waiter
-                self._signal_locked()
+                self._quieter_locked()
             else:
                 self._foreign.append(waiter)
         try:
@@ -325,7 +416,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
     def sleep(self, seconds: float) -> None:
         backend = self._get_backend()
         if seconds <= 0:
-            backend.native_sleep(0)
+            backend.yield_now()
             return
         self.wait_until(backend.event(), self._now + seconds)
 
@@ -340,24 +431,28 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
                 self._foreign.remove(waiter)
             except ValueError:
                 pass
+            self._signal_locked()  # it may be the thread driving the clock
+        assert waiter.flag is not None
         waiter.flag.set()
 
     def _block(self, waiter: _Waiter, ident: Any) -> None:
+        flag = waiter.flag
+        assert flag is not None
         while True:
             if waiter.handle is None and self._autojump and self._claim(ident):
                 try:
-                    while not self._drive(lambda: waiter.woken, None, None):
+                    while not self._drive(_Run(lambda: waiter.woken, None, None, True)):
                         # Nothing is scheduled: only a thread the clock does
                         # not know can end this wait.
-                        waiter.flag.native_wait(self.IDLE_POLL)
+                        flag.native_wait(self.IDLE_POLL)
                 finally:
                     self._release()
                 return
-            waiter.flag.native_wait(None)
+            flag.native_wait(None)
             with self._lock:
                 if waiter.woken:
                     return
-                waiter.flag.clear()  # woken to take over driving the clock
+                flag.clear()  # woken to take over driving the clock
 
     def _claim(self, ident: Any) -> bool:
         with self._lock:
@@ -377,23 +472,6 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             if not waiter.woken:
                 waiter.flag.set()
                 return
-
-    def _drive(self, done: Callable[[], bool], limit: float | None, own: Any) -> bool:
-        """End due waits in order until ``done()``; False when none is left by ``limit``."""
-        while True:
-            self._settle(own)
-            if done():
-                return True
-            with self._lock:
-                heap = self._heap
-                while heap and heap[0][3].woken:
-                    heapq.heappop(heap)
-                if not heap or (limit is not None and heap[0][0] > limit):
-                    return False
-                deadline, _, _, waiter = heapq.heappop(heap)
-                if deadline > self._now:
-                    self._now = deadline
-                self._wake_locked(waiter)
 
     def _driving(self) -> tuple[Any, Any]:
         backend = self._get_backend()
@@ -417,7 +495,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         _, own = self._driving()
         try:
             target = self._now + seconds
-            self._drive(lambda: False, target, own)
+            self._drive(_Run(None, target, own, True))
             with self._lock:
                 if target > self._now:
                     self._now = target
@@ -444,7 +522,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         limit = None if timeout is None else self._now + _clock.check_seconds("timeout", timeout)
         _, own = self._driving()
         try:
-            reached = self._drive(until, limit, own)
+            reached = self._drive(_Run(None, limit, own, False), until)
             if not reached and limit is not None:
                 with self._lock:
                     if limit > self._now:

@@ -467,10 +467,10 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         due = self._take_due(current)
         if not due:
             return self._idle_for(current)
-        yield_now = backend.get_backend().native_sleep
+        yield_now = backend.get_backend().yield_now
         for i, (name, state) in enumerate(due):
             if i:
-                yield_now(0)  # let other (green)threads run between tasks
+                yield_now()  # let other (green)threads run between tasks
             if self._external_filtered(state.task):
                 self._park(name, state, current)
                 continue

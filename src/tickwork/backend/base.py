@@ -206,6 +206,10 @@ class Backend:
     def native_sleep(self, seconds: float) -> None:
         raise NotImplementedError
 
+    def yield_now(self) -> None:
+        """Let other threads of this backend run before going on."""
+        self.native_sleep(0)
+
     def spawn(
         self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
     ) -> ThreadHandle:

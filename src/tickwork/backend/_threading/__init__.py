@@ -23,6 +23,10 @@ class ThreadingBackend(Backend):
     def native_sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
+    def yield_now(self) -> None:
+        # Native threads are preempted; time.sleep(0) would cost a system call.
+        pass
+
     def spawn(
         self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
     ) -> ThreadHandle:
