@@ -16,6 +16,7 @@ from oslo_config import cfg
 
 from tickwork import clock, periodic_task, service
 from tickwork.backend import get_backend
+from tickwork.fixture import FakeClock
 
 BOUND = 10.0
 
@@ -83,36 +84,44 @@ def test_a_project_own_option_is_kept(backend):
 # -- periodic wiring, real clock --------------------------------------------
 
 
+class _Every10(periodic_task.PeriodicTasks):
+    def __init__(self, conf):
+        super().__init__(conf)
+        self.runs = []
+
+    @periodic_task.periodic_task(spacing=10, run_immediately=True)
+    def often(self, context):
+        self.runs.append((clock.monotonic(), context))
+
+
 @pytest.mark.parametrize("pattern", ["dynamic", "fixed"])
 def test_service_runs_the_manager_tasks(backend, pattern):
-    conf = _conf()
-    manager = _Manager(conf)
-    svc = service.Service(manager=manager, context="ctx", periodic_pattern=pattern,
-                          periodic_interval=0.02, periodic_interval_max=0.05,
-                          periodic_fuzzy_delay=0)
-    svc.start()
-    try:
-        _wait_for(lambda: len(manager.runs) >= 3)
-    finally:
+    with FakeClock() as fake:
+        manager = _Every10(_conf())
+        svc = service.Service(manager=manager, context="ctx", periodic_pattern=pattern,
+                              periodic_interval=10, periodic_interval_max=60,
+                              periodic_fuzzy_delay=0)
+        svc.start()
+        fake.advance(35)
         svc.stop()
         svc.wait()
-    assert {ctx for _, ctx in manager.runs} == {"ctx"}
+        fake.advance(100)
+    # Nothing after stop().
+    assert manager.runs == [(0, "ctx"), (10, "ctx"), (20, "ctx"), (30, "ctx")]
     stats = manager.periodic_task_stats()["often"]
-    assert stats.runs == len(manager.runs) and stats.failures == 0
-    count = len(manager.runs)
-    get_backend().native_sleep(0.1)
-    assert len(manager.runs) == count, "tasks kept running after stop()"
+    assert stats.runs == 4 and stats.failures == 0
 
 
 def test_periodic_enable_false_schedules_nothing(backend):
     conf = _conf()
     conf.register_opts(service.periodic_opts)
     conf.set_override("periodic_enable", False)
-    manager = _Manager(conf)
-    svc = service.Service(manager=manager)
-    svc.start()
-    assert svc.periodic_timer is None and svc.tg.timers == []
-    get_backend().native_sleep(0.05)
+    with FakeClock() as fake:
+        manager = _Manager(conf)
+        svc = service.Service(manager=manager)
+        svc.start()
+        assert svc.periodic_timer is None and svc.tg.timers == []
+        fake.advance(3600)
     assert manager.runs == []
 
 
@@ -140,15 +149,15 @@ def test_a_failing_pass_is_logged_and_the_schedule_goes_on(backend, caplog):
             Broken.calls += 1
             raise RuntimeError("broken manager")
 
-    svc = service.Service(manager=Broken(), conf=_conf(), periodic_pattern="fixed",
-                          periodic_interval=0.02, periodic_fuzzy_delay=0)
-    svc.start()
-    try:
-        _wait_for(lambda: Broken.calls >= 3)
-    finally:
+    with FakeClock() as fake:
+        svc = service.Service(manager=Broken(), conf=_conf(), periodic_pattern="fixed",
+                              periodic_interval=10, periodic_fuzzy_delay=0)
+        svc.start()
+        fake.advance(25)
         svc.stop()
         svc.wait()
-    assert "broken manager" in caplog.text
+    assert Broken.calls == 3  # at 0, 10 and 20 s
+    assert caplog.text.count("broken manager") >= 3
 
 
 @pytest.mark.parametrize("kwargs,exc,word", [
@@ -166,59 +175,26 @@ def test_bad_service_arguments(backend, kwargs, exc, word):
 # -- the two patterns on virtual time: interval 40, spacing 60 --------------
 
 
-class _JumpClock(clock.Clock):
-    """Virtual time that jumps to the deadline of whoever waits for one."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def monotonic(self):
-        return self.now
-
-    def wall(self):
-        return self.now
-
-    def wait_until(self, event, deadline):
-        if deadline is None:
-            return event.native_wait(None)
-        if not event.is_set() and deadline > self.now:
-            self.now = deadline
-        get_backend().native_sleep(0)
-        return event.is_set()
-
-    def sleep(self, seconds):
-        self.now += max(0.0, seconds)
-        get_backend().native_sleep(0)
-
-
 class _Sixty(periodic_task.PeriodicTasks):
-    def __init__(self, conf, enough):
+    def __init__(self, conf):
         super().__init__(conf)
         self.starts = []
-        self.enough = enough
 
     @periodic_task.periodic_task(spacing=60)
     def every_minute(self, context):
         self.starts.append(clock.monotonic())
-        if len(self.starts) == 12:
-            self.enough.set()
 
 
 def _run_pattern(pattern):
-    virtual = _JumpClock()
-    clock.set_clock(virtual)
-    try:
-        enough = get_backend().event()
-        manager = _Sixty(_conf(), enough)
-        created = virtual.now
+    with FakeClock(start=1000.0) as fake:
+        manager = _Sixty(_conf())
+        created = fake.now()
         svc = service.Service(manager=manager, periodic_pattern=pattern, periodic_interval=40,
                               periodic_interval_max=300, periodic_fuzzy_delay=0)
         svc.start()
-        assert enough.native_wait(BOUND)
+        assert fake.run_until(lambda: len(manager.starts) >= 12, timeout=86400)
         svc.stop()
         svc.wait()
-    finally:
-        clock.set_clock(None)
     starts = [s - created for s in manager.starts[:12]]
     return starts, [b - a for a, b in zip(starts, starts[1:], strict=False)]
 
@@ -543,16 +519,17 @@ def test_a_stop_during_start_still_stops_what_start_set_up(backend):
             go_on.wait(BOUND)
             self.tg.add_timer(0.02, calls.append, None, 1)
 
-    services = service.Services()
-    svc = SlowStart()
-    services.add(svc)
-    assert in_start.wait(BOUND)
-    services.stop()  # while start() is blocked
-    go_on.set()
-    services.wait()
-    count = len(calls)
-    get_backend().native_sleep(0.1)
-    assert len(calls) == count and svc.tg.timers == []
+    with FakeClock() as fake:
+        services = service.Services()
+        svc = SlowStart()
+        services.add(svc)
+        assert in_start.wait(BOUND)
+        services.stop()  # while start() is blocked
+        go_on.set()
+        services.wait()
+        count = len(calls)  # the timer may have run once, at once, before stop() reached it
+        fake.advance(3600)
+    assert count <= 1 and len(calls) == count and svc.tg.timers == []
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -1,4 +1,5 @@
-"""tickwork.threadgroup on both backends, with real threads and real timers."""
+"""tickwork.threadgroup on both backends, with real threads; timers on virtual time
+(FakeClock) where the figures matter, on the real clock elsewhere."""
 
 import logging
 import time
@@ -7,6 +8,7 @@ import pytest
 
 from tickwork import threadgroup
 from tickwork.backend import BackendType, get_backend
+from tickwork.fixture import FakeClock
 
 BOUND = 10.0  # generous bound (seconds) for anything that must end
 
@@ -47,27 +49,25 @@ def test_thread_link_gets_the_thread(backend):
 def test_add_timer_runs_repeatedly_until_stopped(backend):
     tg = threadgroup.ThreadGroup()
     calls = []
-    timer = tg.add_timer(0.02, lambda tag: calls.append(tag), None, "t")
-    assert tg.timers == [timer]
-    _wait_for(lambda: len(calls) >= 3)
-    tg.stop_timers(wait=True)
-    assert tg.timers == []
-    count = len(calls)
-    get_backend().native_sleep(0.03)
-    assert len(calls) == count
-    assert set(calls) == {"t"}
+    with FakeClock() as clock:
+        timer = tg.add_timer(10, lambda tag: calls.append((clock.now(), tag)), None, "t")
+        assert tg.timers == [timer]
+        clock.advance(25)
+        tg.stop_timers(wait=True)
+        assert tg.timers == []
+        clock.advance(100)
+    assert calls == [(0, "t"), (10, "t"), (20, "t")]
 
 
 def test_add_timer_args_and_initial_delay(backend):
     tg = threadgroup.ThreadGroup()
     calls = []
-    started = time.monotonic()
-    tg.add_timer_args(0.02, lambda a, k=None: calls.append((time.monotonic(), a, k)),
-                      args=[1], kwargs={"k": 2}, initial_delay=0.05)
-    _wait_for(lambda: calls)
-    tg.stop_timers(wait=True)
-    assert calls[0][0] - started >= 0.045
-    assert calls[0][1:] == (1, 2)
+    with FakeClock() as clock:
+        tg.add_timer_args(10, lambda a, k=None: calls.append((clock.now(), a, k)),
+                          args=[1], kwargs={"k": 2}, initial_delay=30)
+        clock.advance(50)
+        tg.stop_timers(wait=True)
+    assert calls == [(30, 1, 2), (40, 1, 2), (50, 1, 2)]
 
 
 def test_dynamic_timer_sleeps_what_callback_returns_capped(backend):
@@ -75,14 +75,14 @@ def test_dynamic_timer_sleeps_what_callback_returns_capped(backend):
     stamps = []
 
     def cb():
-        stamps.append(time.monotonic())
+        stamps.append(clock.now())
         return 100  # capped to periodic_interval_max
 
-    tg.add_dynamic_timer(cb, None, 0.02)
-    _wait_for(lambda: len(stamps) >= 4)
-    tg.stop_timers(wait=True)
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    assert all(0.015 <= g < 1.0 for g in gaps), gaps
+    with FakeClock() as clock:
+        tg.add_dynamic_timer(cb, None, 20)
+        clock.advance(70)
+        tg.stop_timers(wait=True)
+    assert stamps == [0, 20, 40, 60]
 
 
 def test_dynamic_timer_args(backend):
