@@ -13,7 +13,7 @@ import math
 import numbers
 import random
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 if TYPE_CHECKING:
     from tickwork.backend.base import Event
@@ -39,7 +39,7 @@ class RandomSource(Protocol):
 
     def uniform(self, a: float, b: float) -> float: ...
 
-    def gauss(self, mu: float = 0.0, sigma: float = 1.0) -> float: ...
+    def gauss(self, mu: float, sigma: float) -> float: ...
 
 
 class Clock:
@@ -127,6 +127,16 @@ def random_source(real: Any) -> Any:
     that patch it keep working), otherwise the active clock's seeded ``rng``."""
     active = _active
     return real if active is REAL_CLOCK else active.rng
+
+
+@overload
+def check_seconds(name: str, value: Any, *, allow_none: Literal[False] = False,
+                  allow_zero: bool = True) -> float: ...
+
+
+@overload
+def check_seconds(name: str, value: Any, *, allow_none: bool,
+                  allow_zero: bool = True) -> float | None: ...
 
 
 def check_seconds(name: str, value: Any, *, allow_none: bool = False,

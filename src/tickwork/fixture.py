@@ -469,7 +469,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
 
     def _hand_over_locked(self) -> None:
         for waiter in self._foreign:
-            if not waiter.woken:
+            if not waiter.woken and waiter.flag is not None:
                 waiter.flag.set()
                 return
 

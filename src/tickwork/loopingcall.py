@@ -218,8 +218,10 @@ class LoopingCallBase:
         initial_delay: float | None = None,
         stop_on_exception: bool = True,
     ) -> None:
-        func_name = _callable_name(self.f)
-        func = self.f if stop_on_exception else self._safe(self.f, func_name)  # type: ignore[arg-type]
+        f = self.f
+        assert f is not None  # checked by start()
+        func_name = _callable_name(f)
+        func = f if stop_on_exception else self._safe(f, func_name)
         done = self.done
         assert done is not None
         try:
@@ -391,7 +393,7 @@ class DynamicLoopingCall(LoopingCallBase):
                 raise TypeError(
                     f"{_callable_name(self.f)} must return the seconds to idle (a number) "
                     f"or None, got {suggested!r}")
-            delay = suggested if suggested > 0 else 0
+            delay = max(0.0, float(suggested))
             if periodic_interval_max is not None and delay > periodic_interval_max:
                 delay = periodic_interval_max
             return delay

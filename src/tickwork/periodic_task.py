@@ -22,7 +22,7 @@ import random
 import threading
 import time  # noqa: F401  (oslo.service users patch periodic_task.time)
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -46,7 +46,7 @@ __all__ = [
 #: time run_periodic_tasks() returns.
 DEFAULT_INTERVAL = 60.0
 
-periodic_opts = [
+periodic_opts: list[cfg.Opt] = [
     cfg.BoolOpt(
         "run_external_periodic_tasks",
         default=True,
@@ -106,7 +106,7 @@ def _check_spacing(spacing: Any) -> float:
     if math.isnan(spacing) or math.isinf(spacing):
         raise InvalidPeriodicTaskArg(
             f"periodic_task spacing must be finite, got {spacing!r}", arg="spacing")
-    return spacing
+    return cast(float, spacing)
 
 
 def periodic_task(*args: Any, **kwargs: Any) -> Any:
@@ -196,8 +196,8 @@ class _PeriodicTasksMeta(type):
         for i, (name, task) in enumerate(inherited):
             if i not in replaced:
                 tasks.append((name, task))
-            elif replaced[i] is not None:
-                tasks.append((name, replaced[i]))
+            elif (replacement := replaced[i]) is not None:
+                tasks.append((name, replacement))
             else:
                 spacing.pop(name, None)
         cls._periodic_tasks = tasks
@@ -285,10 +285,11 @@ class _TaskState:
         self.stats = stats
 
 
-class _LastRunMap(dict):  # type: ignore[type-arg]
+class _LastRunMap(dict[str, "float | None"]):
     """``_periodic_last_run``: writing an entry reschedules that task (as in oslo)."""
 
     __slots__ = ("_owner",)
+    _owner: PeriodicTasks
 
     def __setitem__(self, name: str, value: float | None) -> None:
         dict.__setitem__(self, name, value)

@@ -327,7 +327,7 @@ class _ShutdownTimer:
 
             real_threading = eventlet.patcher.original("threading")
         cancel = real_threading.Event()
-        self._cancel = cancel  # type: ignore[assignment]
+        self._cancel = cancel
 
         def watch() -> None:
             if not cancel.wait(self.timeout):
@@ -626,9 +626,10 @@ class Launcher:
         """Stop every service."""
         self.services.stop()
 
-    def wait(self) -> None:
-        """Wait for every service to end."""
+    def wait(self) -> int | None:
+        """Wait for every service to end (None: no exit status to report)."""
         self.services.wait()
+        return None
 
     def restart(self) -> None:
         """Reload (or mutate) the configuration, then restart the services."""
