@@ -269,6 +269,34 @@ def test_threads_woken_spawned_and_ended_inside_one_advance_keep_deadline_order(
     ]
 
 
+def test_a_tickwork_thread_can_move_the_clock_but_not_while_another_does():
+    backend = backend_mod.get_backend()
+    ticks, errors = [], []
+
+    def tick():
+        ticks.append(_clock.monotonic())
+        if len(ticks) == 5:
+            try:
+                _clock.get_clock().advance(1)  # the test thread is moving the clock
+            except FakeClockError as exc:
+                errors.append(str(exc))
+
+    def mover():
+        clock.advance(30)  # its own thread is not waited for while it moves time
+        return clock.now()
+
+    with FakeClock() as clock:
+        timer = loopingcall.FixedIntervalLoopingCall(tick)
+        timer.start(10)
+        assert backend.spawn(mover, name="mover").wait() == 30
+        assert ticks == [0, 10, 20, 30]
+        assert errors == []
+        clock.advance(15)
+        stop_all(timer)
+    assert ticks == [0, 10, 20, 30, 40]
+    assert errors == ["another thread is already moving this fake clock"]
+
+
 def test_a_wait_on_the_clock_times_out_in_virtual_time():
     backend = backend_mod.get_backend()
     never = backend.event()
