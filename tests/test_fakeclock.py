@@ -2,6 +2,7 @@
 
 import random
 import time
+import warnings
 from itertools import pairwise
 
 import fixtures
@@ -372,6 +373,36 @@ def test_installs_as_a_fixture_and_restores_the_previous_clock():
             assert _clock.get_clock() is inner
         assert _clock.get_clock() is clock
     assert _clock.get_clock() is real
+
+
+def test_threads_started_before_the_clock_are_named_in_a_warning():
+    def nothing():
+        pass
+
+    early = loopingcall.FixedIntervalLoopingCall(nothing)
+    early.start(3600)  # on the real clock
+    try:
+        parent = fixtures.Fixture()
+        parent.setUp()
+        with pytest.warns(fixture.FakeClockWarning,
+                          match=r"^1 tickwork thread\(s\) started before this FakeClock .*"
+                                r"tickwork-loop-.*nothing$") as caught:
+            parent.useFixture(FakeClock())
+        assert caught[0].filename == __file__  # it points at the useFixture line
+        late = loopingcall.FixedIntervalLoopingCall(nothing)
+        late.start(10)  # on the fake clock: a nested fake clock does not drive it
+        with pytest.warns(fixture.FakeClockWarning, match="^1 tickwork thread"):
+            with FakeClock():
+                pass
+        stop_all(late)
+        parent.cleanUp()
+    finally:
+        stop_all(early)
+    # Once they ended, installing a clock says nothing.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with FakeClock():
+            pass
 
 
 def test_random_source_is_seeded_on_the_fake_clock():

@@ -89,9 +89,28 @@ class Clock:
     def thread_finished(self, handle: Any = None) -> None:
         """A tickwork thread ended (or was killed before it ever ran)."""
 
+    def live_threads(self) -> list[Any]:
+        """The tickwork threads started on this clock that have not ended."""
+        return []
+
 
 class RealClock(Clock):
     """Wall-clock time, read from the :mod:`time` module at call time."""
+
+    def __init__(self) -> None:
+        # Live tickwork threads (handle -> None: an ordered set), so a virtual
+        # clock installed later can tell which threads it will not drive.
+        self._live: dict[Any, None] = {}
+
+    def thread_started(self, handle: Any = None) -> None:
+        if handle is not None:
+            self._live[handle] = None
+
+    def thread_finished(self, handle: Any = None) -> None:
+        self._live.pop(handle, None)
+
+    def live_threads(self) -> list[Any]:
+        return list(self._live)
 
     def monotonic(self) -> float:
         return time.monotonic()

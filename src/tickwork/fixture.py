@@ -28,6 +28,7 @@ import numbers
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 from unittest import mock
@@ -38,7 +39,7 @@ from tickwork import clock as _clock
 from tickwork.backend import get_backend
 from tickwork.backend.base import Backend, Event
 
-__all__ = ["FakeClock", "FakeClockError", "PendingWait", "SleepFixture"]
+__all__ = ["FakeClock", "FakeClockError", "FakeClockWarning", "PendingWait", "SleepFixture"]
 
 # Real time for FakeClock's own bounded waits, immune to tests patching time.
 _real_monotonic = time.monotonic
@@ -79,6 +80,10 @@ class SleepFixture(fixtures.Fixture):
 
 class FakeClockError(RuntimeError):
     """The fake clock cannot go on (threads that never settle, a second driver)."""
+
+
+class FakeClockWarning(UserWarning):
+    """Tickwork threads started before the fake clock was installed stay on real time."""
 
 
 class PendingWait(NamedTuple):
@@ -196,6 +201,14 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         self._get_backend()
         self._previous = _clock.set_clock(self)
         self.addCleanup(self._uninstall)
+        older = self._previous.live_threads()
+        if older:
+            names = ", ".join(self._thread_name(h) for h in older[:5])
+            more = f" and {len(older) - 5} more" if len(older) > 5 else ""
+            warnings.warn(
+                f"{len(older)} tickwork thread(s) started before this FakeClock stay on "
+                f"their clock (start them after installing the fake one): {names}{more}",
+                FakeClockWarning, stacklevel=4)
 
     def _uninstall(self) -> None:
         if _clock.get_clock() is self:
@@ -255,6 +268,10 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             if entry is not None:
                 entry[0] = ident
                 self._idents[ident] = handle
+
+    def live_threads(self) -> list[Any]:
+        with self._lock:
+            return list(self._threads)
 
     def thread_finished(self, handle: Any = None) -> None:
         with self._lock:
