@@ -250,12 +250,14 @@ def timers_jobs(quick: bool) -> list[Job]:
 
 
 def timers_report(jobs: list[Job]) -> str:
-    keys = ("add_ms", "all_ran_ms", "stop_ms")
-    headers = ("backend", "lib", "add ms", "all ran ms", "stop ms")
+    keys = ("add_ms", "all_ran_ms", "stop_ms", "unfinished", "graceful_ms")
+    headers = ("backend", "lib", "add ms", "all ran ms", "stop ms", "unfinished",
+               "graceful ms")
     rows = _side_by_side(jobs, keys)
     count = next((j.result["timers"] for j in jobs if j.result), "?")
     return (f"ThreadGroup with {count} timers (add_timer calls; until all ran once; "
-            "stop() + wait())\n\n" + table(headers, rows))
+            "stop() + wait(), and the loops not ended when wait() returned; "
+            "stop(graceful=True) of a second group)\n\n" + table(headers, rows))
 
 
 def virtualday_jobs(quick: bool) -> list[Job]:

@@ -5,7 +5,12 @@ once and then idles.  Reported, in milliseconds:
 
 * ``add_ms``: the N ``add_timer()`` calls;
 * ``all_ran_ms``: from the first ``add_timer()`` until every timer has run once;
-* ``stop_ms``: ``stop()`` plus ``wait()`` of the group while all timers idle.
+* ``stop_ms``: ``stop()`` plus ``wait()`` of the group while all timers idle;
+* ``unfinished``: how many of the timers' loops had not ended when that
+  ``wait()`` returned (oslo.service's ``stop_timers`` forgets the timers, so its
+  ``wait()`` does not wait for them; tickwork's does);
+* ``graceful_ms``: ``stop(graceful=True)`` of a second group of N idle timers,
+  which waits for every loop to end in both libraries.
 
 Usage::
 
@@ -22,8 +27,18 @@ import time
 from benchmarks import _util
 
 
+def _ended(loop: object) -> bool:
+    """Whether a looping call's loop has ended (its result event is ready)."""
+    done = loop.done  # type: ignore[attr-defined]
+    ready = getattr(done, "ready", None)
+    if ready is not None:
+        return bool(ready())
+    # oslo.service's threading backend: a FutureEvent with wait() only.
+    return bool(done._event.is_set())
+
+
 def measure(lib: str, backend: str, timers: int) -> dict[str, object]:
-    """Time the three phases; all figures in milliseconds."""
+    """Time each phase; all figures in milliseconds."""
     threadgroup = _util.module(lib, "threadgroup")
     counter = itertools.count(1)
     all_ran = threading.Event()
@@ -53,14 +68,31 @@ def measure(lib: str, backend: str, timers: int) -> dict[str, object]:
     added = timer()
     wait_all_ran()
     all_done = timer()
+    loops = list(group.timers)
     group.stop()
     group.wait()
     stopped = timer()
+    unfinished = sum(1 for loop in loops if not _ended(loop))
+    for loop in loops:
+        loop.wait()
+
+    # A second group, stopped gracefully: both libraries wait for every loop.
+    counter = itertools.count(1)
+    all_ran.clear()
+    group = threadgroup.ThreadGroup()
+    for _ in range(timers):
+        group.add_timer(3600, callback)
+    wait_all_ran()
+    graceful_started = timer()
+    group.stop(graceful=True)
+    graceful_stopped = timer()
     return {
         "timers": timers,
         "add_ms": (added - started) * 1000.0,
         "all_ran_ms": (all_done - started) * 1000.0,
         "stop_ms": (stopped - all_done) * 1000.0,
+        "unfinished": unfinished,
+        "graceful_ms": (graceful_stopped - graceful_started) * 1000.0,
     }
 
 
