@@ -44,7 +44,7 @@ class _Manager(periodic_task.PeriodicTasks):
         super().__init__(conf)
         self.runs = []
 
-    @periodic_task.periodic_task(spacing=0.02, run_immediately=True)
+    @periodic_task.periodic_task(spacing=10, run_immediately=True)
     def often(self, context):
         self.runs.append((clock.monotonic(), context))
 
@@ -84,20 +84,10 @@ def test_a_project_own_option_is_kept(backend):
 # -- periodic wiring, real clock --------------------------------------------
 
 
-class _Every10(periodic_task.PeriodicTasks):
-    def __init__(self, conf):
-        super().__init__(conf)
-        self.runs = []
-
-    @periodic_task.periodic_task(spacing=10, run_immediately=True)
-    def often(self, context):
-        self.runs.append((clock.monotonic(), context))
-
-
 @pytest.mark.parametrize("pattern", ["dynamic", "fixed"])
 def test_service_runs_the_manager_tasks(backend, pattern):
     with FakeClock() as fake:
-        manager = _Every10(_conf())
+        manager = _Manager(_conf())
         svc = service.Service(manager=manager, context="ctx", periodic_pattern=pattern,
                               periodic_interval=10, periodic_interval_max=60,
                               periodic_fuzzy_delay=0)
