@@ -297,9 +297,14 @@ def test_service_launcher_reports_a_failed_start(backend):
     (lambda c: service.Launcher(c, restart_method="bogus"), ValueError),
     (lambda c: service.Launcher(c).launch_service(_Recorder(), workers=2), ValueError),
     (lambda c: service.ProcessLauncher(c, restart_method="bogus"), ValueError),
+    (lambda c: service.ProcessLauncher(c, start_method="forkserver"), ValueError),
+    (lambda c: service.ServiceLauncher(c, start_method="forkserver"), ValueError),
+    # Children are forked: 'spawn' is refused where a process would be started.
+    (lambda c: service.ProcessLauncher(c, start_method="spawn"), ValueError),
+    (lambda c: service.launch(c, _Recorder(), workers=2, start_method="spawn"), ValueError),
 ])
 def test_bad_launcher_arguments(backend, call, exc):
-    with pytest.raises(exc):
+    with pytest.raises(exc, match=r"\S"):
         call(_conf())
 
 
@@ -309,10 +314,19 @@ def test_launch_picks_the_launcher(backend):
     assert isinstance(launcher, service.ServiceLauncher)
     launcher.stop()
     launcher.wait()
-    launcher = service.launch(conf, _Recorder(), workers=3, no_fork=True)
-    assert isinstance(launcher, service.ServiceLauncher)
+    # oslo.service's threading spellings: no process is started, so any start method goes.
+    launcher = service.launch(conf, _Recorder(), workers=1, start_method="spawn")
+    assert isinstance(launcher, service.ServiceLauncher) and launcher.start_method == "spawn"
     launcher.stop()
     launcher.wait()
+    svc = _Recorder()
+    launcher = service.launch(conf, svc, workers=3, no_fork=True, start_method="fork")
+    assert isinstance(launcher, service.ProcessLauncher) and launcher.no_fork
+    _wait_for(lambda: svc.events == ["start"])  # started here, in its own thread
+    assert launcher.children == {}
+    launcher.stop()
+    assert launcher.wait() is None
+    assert svc.events == ["start", "stop"]
 
 
 def test_backend_paths_are_the_same_classes(backend):
@@ -339,6 +353,7 @@ _SCRIPT = textwrap.dedent("""
         sys.stdout.flush()
 
     workers, timeout, hang = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "hang"
+    no_fork = sys.argv[5:] == ["no_fork"]
     conf = cfg.ConfigOpts()
     logging.register_options(conf)
     conf([], project="t", default_config_files=[])
@@ -363,7 +378,7 @@ _SCRIPT = textwrap.dedent("""
             say("reset", os.getpid())
 
     svc = Svc(manager=Manager(conf), periodic_fuzzy_delay=0)
-    launcher = service.launch(conf, svc, workers=workers)
+    launcher = service.launch(conf, svc, workers=workers, no_fork=no_fork)
     say("parent", os.getpid())
     status = launcher.wait()
     say("exit", status)
@@ -421,9 +436,10 @@ def script(tmp_path):
     path.write_text(_SCRIPT)
     procs = []
 
-    def start(backend_name, workers=1, timeout=10, hang=False, env=None):
+    def start(backend_name, workers=1, timeout=10, hang=False, env=None, no_fork=False):
         proc = _Proc([sys.executable, "-W", "ignore", str(path), backend_name, str(workers),
-                      str(timeout), "hang" if hang else "ok"], env=env)
+                      str(timeout), "hang" if hang else "ok", *(["no_fork"] if no_fork else [])],
+                     env=env)
         procs.append(proc)
         return proc
 
@@ -468,6 +484,19 @@ def test_process_launcher_respawns_a_killed_worker_and_stops_on_sigterm(backend,
     assert time.monotonic() - started < 5
     for pid in workers:
         assert not _alive(pid)
+
+
+def test_no_fork_runs_the_service_in_the_launching_process(backend, script):
+    proc = script(backend.value, workers=2, no_fork=True)
+    proc.wait_for(lambda: proc.words("parent") and proc.words("started"))
+    [[parent]] = proc.words("parent")
+    assert [w[0] for w in proc.words("started")] == [parent]  # one worker, this process
+    proc.signal(signal.SIGHUP)  # a reload restarts it in place
+    proc.wait_for(lambda: proc.words("reset") and len(proc.words("started")) == 2)
+    assert {w[0] for w in proc.words("started")} == {parent}
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 0
+    assert proc.words("exit") == [["None"]]
 
 
 def test_process_launcher_sighup_resets_and_restarts_workers(backend, script):

@@ -20,7 +20,9 @@ implementation for both backends.  Differences from oslo.service:
   like SIGTERM; a second SIGINT exits at once.  oslo.service exits at once on
   the first SIGINT.  Children of a ProcessLauncher ignore SIGINT: the parent
   stops them with SIGTERM.
-* ``launch(..., no_fork=True)`` runs the service in this process.
+* ``launch(..., no_fork=True)`` and ``ProcessLauncher(no_fork=True)`` run
+  the service in this process; ``start_method`` (oslo.service's threading
+  backend) is accepted, but workers are always forked ('spawn' is refused).
 * Options are registered only when not registered yet, so a project that
   declares ``periodic_interval`` (or any other of them) itself keeps its own.
 """
@@ -516,6 +518,16 @@ def _check_restart_method(restart_method: str) -> None:
                          f"choose one of {', '.join(_RESTART_METHODS)}")
 
 
+def _check_start_method(start_method: str | None, forks: bool) -> None:
+    """oslo.service's threading ``start_method``: None or 'fork' here ('spawn' only
+    where no worker process is started)."""
+    if start_method not in (None, "fork", "spawn"):
+        raise ValueError(f"Invalid start_method {start_method!r}; expected 'fork' or 'spawn'")
+    if start_method == "spawn" and forks:
+        raise ValueError("start_method='spawn' is not supported: tickwork forks its worker "
+                         "processes (use None or 'fork')")
+
+
 class Services:
     """The services of one process, each started in its own thread."""
 
@@ -653,8 +665,13 @@ class ServiceLauncher(Launcher):
     restarts them (for a daemon; in a terminal it stops, as a hang-up).
     """
 
-    def __init__(self, conf: cfg.ConfigOpts, restart_method: str = "reload") -> None:
+    def __init__(self, conf: cfg.ConfigOpts, restart_method: str = "reload",
+                 start_method: str | None = None) -> None:
+        # No worker process is started: ``start_method`` (oslo.service's
+        # threading backend) is checked and kept, with nothing to choose.
+        _check_start_method(start_method, forks=False)
         super().__init__(conf, restart_method=restart_method)
+        self.start_method = start_method
         self.signal_handler = SignalHandler()
         self.services._on_change = self.signal_handler.wake
         self._caught: int | None = None
@@ -774,12 +791,22 @@ class ProcessLauncher:
     sleeps until a signal or a child's death wakes it: ``wait_interval`` is
     accepted for compatibility and only bounds how long a lost wake-up can
     delay it (never less than a second).
+
+    With ``no_fork`` the services run in this process instead, under a
+    :class:`ServiceLauncher` (whatever ``workers`` says).  ``start_method``
+    is that of oslo.service's threading backend: children are forked, so it
+    may be None or 'fork' ('spawn' raises ValueError), or anything valid with
+    ``no_fork``.
     """
 
     def __init__(self, conf: cfg.ConfigOpts, wait_interval: float = 0.01,
-                 restart_method: str = "reload") -> None:
+                 restart_method: str = "reload", no_fork: bool = False,
+                 start_method: str | None = None) -> None:
         _check_restart_method(restart_method)
+        _check_start_method(start_method, forks=not no_fork)
         _clock.check_seconds("wait_interval", wait_interval)
+        self.no_fork = bool(no_fork)
+        self.start_method = start_method
         self.conf = conf
         _register(conf, service_opts)
         self.children: dict[int, ServiceWrapper] = {}
@@ -794,6 +821,11 @@ class ProcessLauncher:
         self._timer: _ShutdownTimer | None = None
         #: Children that exited with a non-zero status while stopping.
         self.failed_children = 0
+        #: The launcher running the services in this process (``no_fork``).
+        self._in_process: ServiceLauncher | None = None
+        if self.no_fork:
+            self._in_process = ServiceLauncher(conf, restart_method=restart_method)
+            return
         self.handle_signal()
 
     # -- parent -----------------------------------------------------------
@@ -841,10 +873,15 @@ class ProcessLauncher:
                     raise
 
     def launch_service(self, service: ServiceBase, workers: int = 1) -> None:
-        """Fork ``workers`` children running ``service``."""
+        """Fork ``workers`` children running ``service`` (``no_fork``: start it here)."""
         _check_service_base(service)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive int, got {workers!r}")
+        if self._in_process is not None:
+            if workers != 1:
+                LOG.warning("no_fork: running 1 worker in this process instead of %d", workers)
+            self._in_process.launch_service(service)
+            return
         wrap = ServiceWrapper(service, workers)
         LOG.info("Starting %d workers", wrap.workers)
         while self.running and len(wrap.children) < wrap.workers:
@@ -912,6 +949,8 @@ class ProcessLauncher:
 
         Returns 1 when a child exited with an error while stopping, else None.
         """
+        if self._in_process is not None:
+            return self._in_process.wait()
         if self.conf.log_options:
             LOG.debug("Full set of CONF:")
             self.conf.log_opt_values(LOG, std_logging.DEBUG)
@@ -947,6 +986,9 @@ class ProcessLauncher:
     def stop(self) -> None:
         """Stop the children (SIGTERM) and wait for them to exit."""
         self.running = False
+        if self._in_process is not None:
+            self._in_process.stop()
+            return
         LOG.debug("Stop services.")
         for service in {wrap.service for wrap in self.children.values()}:
             service.stop()
@@ -1026,24 +1068,30 @@ class ProcessLauncher:
 
 
 def launch(conf: cfg.ConfigOpts, service: ServiceBase, workers: int | None = 1,
-           restart_method: str = "reload", no_fork: bool = False) -> Any:
+           restart_method: str = "reload", no_fork: bool = False,
+           start_method: str | None = None) -> Any:
     """Launch ``service`` in ``workers`` processes; returns the launcher.
 
     One worker (or None) runs it in this process with a ServiceLauncher, more
     fork a ProcessLauncher's children.  ``no_fork`` runs it in this process
-    whatever ``workers`` says.
+    whatever ``workers`` says.  ``start_method`` is checked as the launchers
+    do (see :class:`ProcessLauncher`).
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
         raise TypeError("Type of workers should be int!")
     if workers is not None and workers <= 0:
         raise ValueError("Number of workers should be positive!")
     launcher: ServiceLauncher | ProcessLauncher
-    if no_fork or workers is None or workers == 1:
-        if no_fork and workers not in (None, 1):
-            LOG.warning("no_fork: running 1 worker in this process instead of %d", workers)
-        launcher = ServiceLauncher(conf, restart_method=restart_method)
+    if no_fork:
+        launcher = ProcessLauncher(conf, restart_method=restart_method, no_fork=True,
+                                   start_method=start_method)
+        launcher.launch_service(service, workers=workers or 1)
+    elif workers is None or workers == 1:
+        launcher = ServiceLauncher(conf, restart_method=restart_method,
+                                   start_method=start_method)
         launcher.launch_service(service, workers=1)
     else:
-        launcher = ProcessLauncher(conf, restart_method=restart_method)
+        launcher = ProcessLauncher(conf, restart_method=restart_method,
+                                   start_method=start_method)
         launcher.launch_service(service, workers=workers)
     return launcher
