@@ -646,3 +646,31 @@ def test_list_opts_has_run_external_periodic_tasks():
     (group, opts), = periodic_task.list_opts()
     assert group is None and [o.name for o in opts] == ["run_external_periodic_tasks"]
     assert math.isclose(DEFAULT_INTERVAL, 60.0)
+
+
+# -- pickling (ProcessLauncher's start_method="spawn" pickles managers) -----------------------
+
+
+class PicklableManager(PeriodicTasks):
+    @periodic_task.periodic_task(spacing=10)
+    def every_ten(self, context):
+        self.ran = getattr(self, "ran", 0) + 1
+
+
+def test_a_manager_pickles_with_its_schedule_and_statistics(conf, clock):
+    import pickle
+
+    manager = PicklableManager(conf)
+    clock.return_value = 1010.0
+    manager.run_periodic_tasks(None)
+    clone = pickle.loads(pickle.dumps(manager))
+    assert clone.ran == 1
+    assert clone.periodic_task_stats()["every_ten"].runs == 1
+    assert _due(clone, "every_ten") == _due(manager, "every_ten")
+    # The clone schedules on its own: not due yet, then due, and writes reschedule.
+    assert clone.run_periodic_tasks(None) > 0 and clone.ran == 1
+    clock.return_value = 1030.0
+    clone.run_periodic_tasks(None)
+    assert clone.ran == 2 and manager.ran == 1
+    clone._periodic_last_run["every_ten"] = 1030.0
+    assert _due(clone, "every_ten") == 1040.0

@@ -299,13 +299,24 @@ def test_service_launcher_reports_a_failed_start(backend):
     (lambda c: service.ProcessLauncher(c, restart_method="bogus"), ValueError),
     (lambda c: service.ProcessLauncher(c, start_method="forkserver"), ValueError),
     (lambda c: service.ServiceLauncher(c, start_method="forkserver"), ValueError),
-    # Children are forked: 'spawn' is refused where a process would be started.
-    (lambda c: service.ProcessLauncher(c, start_method="spawn"), ValueError),
-    (lambda c: service.launch(c, _Recorder(), workers=2, start_method="spawn"), ValueError),
+    (lambda c: service.launch(c, _Recorder(), workers=2, start_method="vfork"), ValueError),
 ])
 def test_bad_launcher_arguments(backend, call, exc):
     with pytest.raises(exc, match=r"\S"):
         call(_conf())
+
+
+def test_spawn_refuses_a_service_that_does_not_pickle_before_starting_anything(backend):
+    launcher = service.ProcessLauncher(_conf(), start_method="spawn")
+    svc = _Recorder()
+    svc.callback = lambda: None  # functions pickle by name: a lambda cannot
+    try:
+        with pytest.raises(TypeError, match="start_method='spawn' needs the service and its "
+                                            "ConfigOpts to pickle.*lambda"):
+            launcher.launch_service(svc, workers=2)
+        assert launcher.children == {}
+    finally:
+        launcher.stop()  # puts the signal handlers back
 
 
 def test_launch_picks_the_launcher(backend):
@@ -340,49 +351,58 @@ def test_backend_paths_are_the_same_classes(backend):
 
 # -- real processes, real signals ------------------------------------------
 
+# Spawn-safe (start_method="spawn" re-imports it in each worker): everything runs
+# under the main guard, and what workers need is pickled with the service.
 _SCRIPT = textwrap.dedent("""
     import os, sys, time
-    from tickwork import backend
-    backend.init_backend(sys.argv[1])
     from oslo_config import cfg
     from oslo_log import log as logging
-    from tickwork import periodic_task, service
+    from tickwork import backend, periodic_task, service
 
     def say(*words):
         sys.stdout.write(" ".join(map(str, words)) + "\\n")
         sys.stdout.flush()
 
-    workers, timeout, hang = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "hang"
-    no_fork = sys.argv[5:] == ["no_fork"]
-    conf = cfg.ConfigOpts()
-    logging.register_options(conf)
-    conf([], project="t", default_config_files=[])
-    conf.register_opts(service.service_opts)
-    conf.set_override("graceful_shutdown_timeout", timeout)
-    conf.set_override("log_options", False)
-    logging.setup(conf, "t")
-
     class Manager(periodic_task.PeriodicTasks):
+        def __init__(self, conf, hang):
+            super().__init__(conf)
+            self.hang = hang
+
         @periodic_task.periodic_task(spacing=0.05, run_immediately=True)
         def tick(self, context):
-            if hang:
+            if self.hang:
                 say("hanging", os.getpid())
                 time.sleep(1000)  # blocks even eventlet's hub
 
     class Svc(service.Service):
         def start(self):
-            say("started", os.getpid())
+            say("started", os.getpid(), backend.get_backend_type().value)
             super().start()
 
         def reset(self):
             say("reset", os.getpid())
 
-    svc = Svc(manager=Manager(conf), periodic_fuzzy_delay=0)
-    launcher = service.launch(conf, svc, workers=workers, no_fork=no_fork)
-    say("parent", os.getpid())
-    status = launcher.wait()
-    say("exit", status)
-    sys.exit(status or 0)
+    def main():
+        backend.init_backend(sys.argv[1])
+        workers, timeout, hang = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "hang"
+        mode = sys.argv[5] if len(sys.argv) > 5 else "fork"
+        conf = cfg.ConfigOpts()
+        logging.register_options(conf)
+        conf([], project="t", default_config_files=[])
+        conf.register_opts(service.service_opts)
+        conf.set_override("graceful_shutdown_timeout", timeout)
+        conf.set_override("log_options", False)
+        logging.setup(conf, "t")
+        svc = Svc(manager=Manager(conf, hang), periodic_fuzzy_delay=0)
+        launcher = service.launch(conf, svc, workers=workers, no_fork=mode == "no_fork",
+                                  start_method="spawn" if mode == "spawn" else None)
+        say("parent", os.getpid())
+        status = launcher.wait()
+        say("exit", status)
+        sys.exit(status or 0)
+
+    if __name__ == "__main__":
+        main()
 """)
 
 
@@ -436,10 +456,9 @@ def script(tmp_path):
     path.write_text(_SCRIPT)
     procs = []
 
-    def start(backend_name, workers=1, timeout=10, hang=False, env=None, no_fork=False):
+    def start(backend_name, workers=1, timeout=10, hang=False, env=None, mode="fork"):
         proc = _Proc([sys.executable, "-W", "ignore", str(path), backend_name, str(workers),
-                      str(timeout), "hang" if hang else "ok", *(["no_fork"] if no_fork else [])],
-                     env=env)
+                      str(timeout), "hang" if hang else "ok", mode], env=env)
         procs.append(proc)
         return proc
 
@@ -470,9 +489,13 @@ def test_service_launcher_sighup_resets_and_sigterm_stops(backend, script):
     assert ["None"] in proc.words("exit")
 
 
-def test_process_launcher_respawns_a_killed_worker_and_stops_on_sigterm(backend, script):
-    proc = script(backend.value, workers=2, timeout=5)
+@pytest.mark.parametrize("mode", ["fork", "spawn"])
+def test_process_launcher_respawns_a_killed_worker_and_stops_on_sigterm(backend, script, mode):
+    proc = script(backend.value, workers=2, timeout=5, mode=mode)
     proc.wait_for(lambda: len(proc.words("started")) == 2)
+    [[parent]] = proc.words("parent")
+    # Workers are other processes, on the parent's backend (spawned: chosen again).
+    assert {(w[0] != parent, w[1]) for w in proc.words("started")} == {(True, backend.value)}
     first = [int(w[0]) for w in proc.words("started")]
     os.kill(first[0], signal.SIGKILL)
     proc.wait_for(lambda: len(proc.words("started")) == 3)
@@ -487,7 +510,7 @@ def test_process_launcher_respawns_a_killed_worker_and_stops_on_sigterm(backend,
 
 
 def test_no_fork_runs_the_service_in_the_launching_process(backend, script):
-    proc = script(backend.value, workers=2, no_fork=True)
+    proc = script(backend.value, workers=2, mode="no_fork")
     proc.wait_for(lambda: proc.words("parent") and proc.words("started"))
     [[parent]] = proc.words("parent")
     assert [w[0] for w in proc.words("started")] == [parent]  # one worker, this process
@@ -499,8 +522,22 @@ def test_no_fork_runs_the_service_in_the_launching_process(backend, script):
     assert proc.words("exit") == [["None"]]
 
 
-def test_process_launcher_sighup_resets_and_restarts_workers(backend, script):
-    proc = script(backend.value, workers=2)
+@pytest.mark.parametrize("mode", ["fork", "spawn"])
+def test_workers_exit_when_their_parent_is_killed(backend, script, mode):
+    proc = script(backend.value, workers=2, mode=mode)
+    proc.wait_for(lambda: len(proc.words("started")) == 2)
+    workers = [int(w[0]) for w in proc.words("started")]
+    assert all(_alive(pid) for pid in workers)
+    proc.kill()  # SIGKILL: the parent cannot tell them
+    deadline = time.monotonic() + BOUND
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers)
+
+
+@pytest.mark.parametrize("mode", ["fork", "spawn"])
+def test_process_launcher_sighup_resets_and_restarts_workers(backend, script, mode):
+    proc = script(backend.value, workers=2, mode=mode)
     proc.wait_for(lambda: len(proc.words("started")) == 2)
     proc.signal(signal.SIGHUP)
     proc.wait_for(lambda: proc.words("reset") and len(proc.words("started")) == 4)

@@ -321,6 +321,15 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             self._schedule_new(name, task, created)
         last_run._owner = self
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_periodic_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._periodic_lock = threading.Lock()
+
     # -- schedule ---------------------------------------------------------
 
     def _schedule_new(self, name: str, task: Callable[..., Any], created: float) -> None:

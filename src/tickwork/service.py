@@ -21,8 +21,8 @@ implementation for both backends.  Differences from oslo.service:
   the first SIGINT.  Children of a ProcessLauncher ignore SIGINT: the parent
   stops them with SIGTERM.
 * ``launch(..., no_fork=True)`` and ``ProcessLauncher(no_fork=True)`` run
-  the service in this process; ``start_method`` (oslo.service's threading
-  backend) is accepted, but workers are always forked ('spawn' is refused).
+  the service in this process; ``start_method='spawn'`` (oslo.service's
+  threading backend) starts workers as fresh interpreters, on both backends.
 * Options are registered only when not registered yet, so a project that
   declares ``periodic_interval`` (or any other of them) itself keeps its own.
 """
@@ -36,6 +36,7 @@ import errno
 import io
 import logging as std_logging
 import os
+import pickle
 import posix  # the unpatched read/write: eventlet's green ones may block
 import random
 import select
@@ -45,7 +46,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -518,14 +519,10 @@ def _check_restart_method(restart_method: str) -> None:
                          f"choose one of {', '.join(_RESTART_METHODS)}")
 
 
-def _check_start_method(start_method: str | None, forks: bool) -> None:
-    """oslo.service's threading ``start_method``: None or 'fork' here ('spawn' only
-    where no worker process is started)."""
+def _check_start_method(start_method: str | None) -> None:
+    """oslo.service's threading ``start_method``: None (fork), 'fork' or 'spawn'."""
     if start_method not in (None, "fork", "spawn"):
         raise ValueError(f"Invalid start_method {start_method!r}; expected 'fork' or 'spawn'")
-    if start_method == "spawn" and forks:
-        raise ValueError("start_method='spawn' is not supported: tickwork forks its worker "
-                         "processes (use None or 'fork')")
 
 
 class Services:
@@ -669,7 +666,7 @@ class ServiceLauncher(Launcher):
                  start_method: str | None = None) -> None:
         # No worker process is started: ``start_method`` (oslo.service's
         # threading backend) is checked and kept, with nothing to choose.
-        _check_start_method(start_method, forks=False)
+        _check_start_method(start_method)
         super().__init__(conf, restart_method=restart_method)
         self.start_method = start_method
         self.signal_handler = SignalHandler()
@@ -792,18 +789,19 @@ class ProcessLauncher:
     accepted for compatibility and only bounds how long a lost wake-up can
     delay it (never less than a second).
 
-    With ``no_fork`` the services run in this process instead, under a
-    :class:`ServiceLauncher` (whatever ``workers`` says).  ``start_method``
-    is that of oslo.service's threading backend: children are forked, so it
-    may be None or 'fork' ('spawn' raises ValueError), or anything valid with
-    ``no_fork``.
+    ``start_method`` (as in oslo.service's threading backend): children are
+    forked (None, 'fork'), or started as fresh interpreters ('spawn'): the
+    service and ``conf`` are then pickled for them, which
+    :meth:`launch_service` checks at once.  With ``no_fork`` the services run
+    in this process instead, under a :class:`ServiceLauncher` (whatever
+    ``workers`` says).
     """
 
     def __init__(self, conf: cfg.ConfigOpts, wait_interval: float = 0.01,
                  restart_method: str = "reload", no_fork: bool = False,
                  start_method: str | None = None) -> None:
         _check_restart_method(restart_method)
-        _check_start_method(start_method, forks=not no_fork)
+        _check_start_method(start_method)
         _clock.check_seconds("wait_interval", wait_interval)
         self.no_fork = bool(no_fork)
         self.start_method = start_method
@@ -821,6 +819,8 @@ class ProcessLauncher:
         self._timer: _ShutdownTimer | None = None
         #: Children that exited with a non-zero status while stopping.
         self.failed_children = 0
+        # Spawned children's multiprocessing.Process objects, by pid.
+        self._spawned: dict[int, Any] = {}
         #: The launcher running the services in this process (``no_fork``).
         self._in_process: ServiceLauncher | None = None
         if self.no_fork:
@@ -882,6 +882,8 @@ class ProcessLauncher:
                 LOG.warning("no_fork: running 1 worker in this process instead of %d", workers)
             self._in_process.launch_service(service)
             return
+        if self.start_method == "spawn":
+            self._spawn_payload(service)  # fails here, not in each child
         wrap = ServiceWrapper(service, workers)
         LOG.info("Starting %d workers", wrap.workers)
         while self.running and len(wrap.children) < wrap.workers:
@@ -896,19 +898,12 @@ class ProcessLauncher:
             wrap.forktimes.pop(0)
         wrap.forktimes.append(time.monotonic())
         _flush_std()
-        pid = os.fork()
-        if pid == 0:
-            status = 2
-            try:
-                status = self._child_main(wrap.service)
-            except SystemExit as exc:
-                status = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:
-                LOG.exception("Unhandled exception")
-                status = 2
-            finally:
-                _flush_std()
-                os._exit(status)
+        if self.start_method == "spawn":
+            pid = self._spawn_child(wrap.service)
+        else:
+            pid = os.fork()
+            if pid == 0:
+                self._run_child(wrap.service)
         LOG.debug("Started child %d", pid)
         wrap.children.add(pid)
         self.children[pid] = wrap
@@ -928,6 +923,7 @@ class ProcessLauncher:
         else:
             LOG.info("Child %(pid)d exited with status %(code)d",
                      {"pid": pid, "code": os.WEXITSTATUS(status)})
+        self._spawned.pop(pid, None)
         wrap = self.children.pop(pid, None)
         if wrap is None:
             LOG.warning("pid %d not in child list", pid)
@@ -1006,9 +1002,48 @@ class ProcessLauncher:
                 pass
             wrap = self.children.pop(pid)
             wrap.children.discard(pid)
+            self._spawned.pop(pid, None)
         self.signal_handler.clear()
 
+    def _spawn_payload(self, service: ServiceBase) -> bytes:
+        try:
+            return pickle.dumps((self.conf, self.restart_method, service))
+        except Exception as exc:
+            raise TypeError(f"start_method='spawn' needs the service and its ConfigOpts to "
+                            f"pickle: {type(exc).__name__}: {exc}") from exc
+
+    def _spawn_child(self, service: ServiceBase) -> int:
+        """Start a fresh interpreter running ``service``; its pid."""
+        import multiprocessing
+
+        backend_type = get_backend().type.value
+        process = multiprocessing.get_context("spawn").Process(
+            target=_spawned_worker, args=(backend_type, self._spawn_payload(service)),
+            name="tickwork-worker")
+        process.start()
+        # This launcher reaps its children itself (os.waitpid), not multiprocessing;
+        # the Process object is kept until then: it holds the pipe whose closing
+        # tells the child that its parent died.
+        multiprocessing.process._children.discard(process)  # type: ignore[attr-defined]
+        assert process.pid is not None
+        self._spawned[process.pid] = process
+        return process.pid
+
     # -- child ------------------------------------------------------------
+
+    def _run_child(self, service: ServiceBase) -> NoReturn:
+        """Run ``service`` in this (new) worker process until it ends, then exit."""
+        status = 2
+        try:
+            status = self._child_main(service)
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            LOG.exception("Unhandled exception")
+            status = 2
+        finally:
+            _flush_std()
+            os._exit(status)
 
     def _child_process(self, service: ServiceBase) -> Launcher:
         """Set up a freshly forked child and start ``service`` in it."""
@@ -1065,6 +1100,26 @@ class ProcessLauncher:
             launcher.wait()
             timer.disarm()
             return status
+
+
+def _spawned_worker(backend_type: str, payload: bytes) -> None:
+    """A ProcessLauncher worker started with ``start_method='spawn'``."""
+    from tickwork import backend as _backend
+
+    if _backend.get_backend_type() is None:
+        _backend.init_backend(backend_type)
+    conf, restart_method, service = pickle.loads(payload)
+    if "log_file" in conf:  # the service's oslo.log options: set up as in the parent
+        logging.setup(conf, conf.project or "tickwork")
+    launcher = ProcessLauncher(conf, restart_method=restart_method)
+    # The parent's death shows on multiprocessing's sentinel instead of the pipe.
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        os.close(launcher.readpipe)
+        launcher.readpipe = parent.sentinel
+    launcher._run_child(service)
 
 
 def launch(conf: cfg.ConfigOpts, service: ServiceBase, workers: int | None = 1,
