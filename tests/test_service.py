@@ -535,9 +535,8 @@ def test_workers_exit_when_their_parent_is_killed(backend, script, mode):
     assert not any(_alive(pid) for pid in workers)
 
 
-@pytest.mark.parametrize("mode", ["fork", "spawn"])
-def test_process_launcher_sighup_resets_and_restarts_workers(backend, script, mode):
-    proc = script(backend.value, workers=2, mode=mode)
+def test_process_launcher_sighup_resets_and_restarts_workers(backend, script):
+    proc = script(backend.value, workers=2)
     proc.wait_for(lambda: len(proc.words("started")) == 2)
     proc.signal(signal.SIGHUP)
     proc.wait_for(lambda: proc.words("reset") and len(proc.words("started")) == 4)
