@@ -101,12 +101,13 @@ class _Waiter:
 
     __slots__ = ("clock", "deadline", "flag", "handle", "name", "woken")
 
-    def __init__(self, clock: FakeClock, deadline: float | None) -> None:
+    def __init__(self, clock: FakeClock, deadline: float | None, flag: Event, handle: Any,
+                 name: str) -> None:
         self.clock = clock
         self.deadline = deadline
-        self.flag: Event | None = None  # a private native event the thread blocks on
-        self.handle: Any = None
-        self.name = ""
+        self.flag = flag  # a private native event the thread blocks on
+        self.handle = handle  # None: a thread the clock does not count (the test's)
+        self.name = name
         self.woken = False
 
     def on_event(self) -> None:
@@ -117,20 +118,20 @@ class _Waiter:
 class _Run:
     """One move of the clock (advance, run_until, an autojump) in progress.
 
-    ``check`` is a lock-safe test of whether the move is done (None: never);
-    with ``baton`` set, the tickwork thread that makes the system quiet ends
+    ``check`` is a lock-safe test of whether the move is done (None: never).
+    With ``baton`` (unless a user predicate must be checked by the thread
+    moving the clock), the tickwork thread that makes the system quiet ends
     the next due wait itself, so a thread whose own wait is next goes on
     without a thread switch.
     """
 
     __slots__ = ("baton", "check", "limit", "own", "result", "steps")
 
-    def __init__(self, check: Callable[[], bool] | None, limit: float | None, own: Any,
-                 baton: bool) -> None:
+    def __init__(self, check: Callable[[], bool] | None, limit: float | None, own: Any) -> None:
         self.check = check
         self.limit = limit
         self.own = own
-        self.baton = baton
+        self.baton = True
         self.result: bool | None = None
         self.steps = 0
 
@@ -332,6 +333,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         assert quiet is not None
         give_up: float | None = None
         seen = -1
+        run.baton = predicate is None
         with self._lock:
             self._run = run
         try:
@@ -392,12 +394,9 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             backend.yield_now()
             return event.is_set()
         ident = backend.current_ident()
-        waiter = _Waiter(self, deadline)
         with self._lock:
             handle = self._idents.get(ident)
             if handle is not None:
-                waiter.handle = handle
-                waiter.name = self._thread_name(handle)
                 entry = self._threads[handle]
                 rank = entry[1]
                 # One flag per thread: only a waiter not yet woken sets it.
@@ -406,11 +405,11 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
                     flag = entry[2] = backend.event()
                 else:
                     flag.clear()
-                waiter.flag = flag
+                waiter = _Waiter(self, deadline, flag, handle, self._thread_name(handle))
             else:
-                waiter.name = threading.current_thread().name
                 rank = _FOREIGN_RANK
-                waiter.flag = backend.event()
+                waiter = _Waiter(self, deadline, backend.event(), None,
+                                 threading.current_thread().name)
             if deadline is not None:
                 heapq.heappush(self._heap, (deadline, rank, next(self._seq), waiter))
             event.add_listener(waiter.on_event)
@@ -449,16 +448,14 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             except ValueError:
                 pass
             self._signal_locked()  # it may be the thread driving the clock
-        assert waiter.flag is not None
         waiter.flag.set()
 
     def _block(self, waiter: _Waiter, ident: Any) -> None:
         flag = waiter.flag
-        assert flag is not None
         while True:
             if waiter.handle is None and self._autojump and self._claim(ident):
                 try:
-                    while not self._drive(_Run(lambda: waiter.woken, None, None, True)):
+                    while not self._drive(_Run(lambda: waiter.woken, None, None)):
                         # Nothing is scheduled: only a thread the clock does
                         # not know can end this wait.
                         flag.native_wait(self.IDLE_POLL)
@@ -486,7 +483,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
 
     def _hand_over_locked(self) -> None:
         for waiter in self._foreign:
-            if not waiter.woken and waiter.flag is not None:
+            if not waiter.woken:
                 waiter.flag.set()
                 return
 
@@ -512,7 +509,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         _, own = self._driving()
         try:
             target = self._now + seconds
-            self._drive(_Run(None, target, own, True))
+            self._drive(_Run(None, target, own))
             with self._lock:
                 if target > self._now:
                     self._now = target
@@ -539,7 +536,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         limit = None if timeout is None else self._now + _clock.check_seconds("timeout", timeout)
         _, own = self._driving()
         try:
-            reached = self._drive(_Run(None, limit, own, False), until)
+            reached = self._drive(_Run(None, limit, own), until)
             if not reached and limit is not None:
                 with self._lock:
                     if limit > self._now:
