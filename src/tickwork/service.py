@@ -813,7 +813,6 @@ class ProcessLauncher:
         self.wait_interval = wait_interval
         self.launcher: Launcher | None = None
         self.restart_method = restart_method
-        self.readpipe, self.writepipe = os.pipe()
         self.signal_handler = SignalHandler()
         self._interrupts = 0
         self._timer: _ShutdownTimer | None = None
@@ -826,6 +825,8 @@ class ProcessLauncher:
         if self.no_fork:
             self._in_process = ServiceLauncher(conf, restart_method=restart_method)
             return
+        # Children watch the read end: it reads EOF once this process is gone.
+        self.readpipe, self.writepipe = os.pipe()
         self.handle_signal()
 
     # -- parent -----------------------------------------------------------
