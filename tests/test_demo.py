@@ -53,7 +53,7 @@ def _wait_for_line(proc, needle, timeout=BOUND):
 def test_demo_stops_cleanly_on_sigterm_with_its_summary(backend):
     proc = _start(backend)
     try:
-        head = _wait_for_line(proc, "flaky failed on call 2")  # at about 4 s
+        head = _wait_for_line(proc, "flaky failed on call 1")  # at about 2 s
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         out = proc.stdout.read()  # to EOF: the process exited (pytest-timeout bounds it)
@@ -66,8 +66,9 @@ def test_demo_stops_cleanly_on_sigterm_with_its_summary(backend):
     [table] = _summaries(output)
     assert set(table) == {"heartbeat", "flaky", "collect", "slow"}
     runs, failures, mean = table["heartbeat"]
-    assert runs >= 4 and failures == 0 and mean != "-"
-    assert table["flaky"][:2] >= (2, 1)
+    assert runs >= 2 and failures == 0 and mean != "-"
+    flaky_runs, flaky_failures, _ = table["flaky"]
+    assert flaky_runs >= 1 and flaky_failures >= 1
     assert "Traceback" in output  # the failure is logged with its traceback
 
 

@@ -1,7 +1,7 @@
 """``tickwork demo``: a small service running a manager's periodic tasks.
 
 The manager has four tasks: a heartbeat that runs at once and every second,
-a flaky task every 2 s that fails on its second run of every three, a
+a flaky task every 2 s that fails on its first run of every three, a
 collector every 3 s, and a slow one every 5 s that takes 1.5 s.  The service
 runs until Ctrl-C, SIGTERM or ``--run-for`` seconds, then prints a per-task
 summary (runs, failures, mean period) from ``manager.periodic_task_stats()``.  SIGHUP reloads the
@@ -68,7 +68,7 @@ class DemoManager(periodic_task.PeriodicTasks):
     @periodic_task.periodic_task(spacing=2)
     def flaky(self, context: Any) -> None:
         self.flaky_calls += 1
-        if self.flaky_calls % 3 == 2:
+        if self.flaky_calls % 3 == 1:
             raise RuntimeError(f"flaky failed on call {self.flaky_calls} (it does, now and then)")
         LOG.info("flaky succeeded")
 
