@@ -85,7 +85,8 @@ def test_a_project_own_option_is_kept(backend):
 
 
 @pytest.mark.parametrize("pattern", ["dynamic", "fixed"])
-def test_service_runs_the_manager_tasks(backend, pattern):
+def test_service_runs_the_manager_tasks(backend, pattern, caplog):
+    caplog.set_level("INFO", logger="tickwork.periodic_task")
     with FakeClock() as fake:
         manager = _Manager(_conf())
         svc = service.Service(manager=manager, context="ctx", periodic_pattern=pattern,
@@ -100,6 +101,9 @@ def test_service_runs_the_manager_tasks(backend, pattern):
     assert manager.runs == [(0, "ctx"), (10, "ctx"), (20, "ctx"), (30, "ctx")]
     stats = manager.periodic_task_stats()["often"]
     assert stats.runs == 4 and stats.failures == 0
+    # stop() logged the statistics, for operators.
+    assert "_Manager periodic tasks: often every 10s: 4 runs, 0 failed, 0 skipped, " \
+        "mean period 10.0s" in caplog.text
 
 
 def test_periodic_enable_false_schedules_nothing(backend):

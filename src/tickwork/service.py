@@ -498,10 +498,20 @@ class Service(ServiceBase):
                                                raise_on_error=raise_on_error)
 
     def stop(self, graceful: bool = False) -> None:
-        """Stop the timers and threads (``graceful``: let running ones finish)."""
+        """Stop the timers and threads (``graceful``: let running ones finish).
+
+        A manager's per-task statistics are logged (INFO) on the way out.
+        """
         LOG.info("Stopping %s", type(self).__name__)
         self.periodic_timer = None
         self.tg.stop(graceful)
+        log_stats = getattr(self.manager, "log_periodic_task_stats", None)
+        if log_stats is not None:
+            try:
+                log_stats()
+            except Exception:
+                LOG.exception("Could not log the periodic task statistics of %s",
+                              type(self.manager).__name__)
 
     def wait(self) -> None:
         """Wait for the timers and threads to end."""
