@@ -13,7 +13,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = ["main", "simulate"]
@@ -72,13 +72,17 @@ def simulate(make_manager: Callable[[], Any], hours: float, pattern: str = "dyna
         manager = make_manager()
         original = manager.run_periodic_tasks
 
+        def live_stats() -> Iterable[tuple[str, Any]]:
+            # The statistics themselves, not periodic_task_stats()' copies: read
+            # twice per pass, copies would cost more than the pass.
+            return [(name, state.stats) for name, state in manager._periodic_state.items()]
+
         def observed_pass(context: Any, raise_on_error: bool = False) -> Any:
-            before = {name: (st.runs, st.next_due)
-                      for name, st in manager.periodic_task_stats().items()}
+            before = {name: (st.runs, st.next_due) for name, st in live_stats()}
             try:
                 return original(context, raise_on_error=raise_on_error)
             finally:
-                for name, st in manager.periodic_task_stats().items():
+                for name, st in live_stats():
                     runs, due = before.get(name, (0, None))
                     if st.runs > runs and st.last_start is not None:
                         starts.setdefault(name, []).append(st.last_start)
