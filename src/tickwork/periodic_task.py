@@ -240,7 +240,7 @@ def _register(tasks: list[tuple[str, Callable[..., Any]]], spacings: dict[str, f
     return True
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class TaskStats:
     """What one periodic task has done so far.  Times are ``now()`` readings."""
 
