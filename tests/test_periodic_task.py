@@ -674,3 +674,34 @@ def test_a_manager_pickles_with_its_schedule_and_statistics(conf, clock):
     assert clone.ran == 2 and manager.ran == 1
     clone._periodic_last_run["every_ten"] = 1030.0
     assert _due(clone, "every_ten") == 1040.0
+
+
+def test_other_threads_run_between_the_tasks_of_one_pass(conf, clock):
+    """On eventlet a pass yields between tasks, so a greenthread woken by one
+    task runs before the next; native threads are preempted anyway."""
+    b = tw_backend.get_backend()
+    seen = []
+    woken = b.event()
+
+    def watcher():
+        woken.wait(10)
+        seen.append("watcher")
+
+    class TwoTasks(PeriodicTasks):
+        @periodic_task.periodic_task(spacing=10, run_immediately=True)
+        def first(self, context):
+            seen.append("first")
+            woken.set()
+
+        @periodic_task.periodic_task(spacing=10, run_immediately=True)
+        def second(self, context):
+            if tw_backend.get_backend_type() is tw_backend.BackendType.THREADING:
+                handle.wait(10)  # preempted: it gets to run without a yield
+            seen.append("second")
+
+    manager = TwoTasks(conf)
+    handle = b.spawn(watcher)
+    b.sleep(0)  # the watcher waits
+    manager.run_periodic_tasks(None)
+    handle.wait(10)
+    assert seen == ["first", "watcher", "second"]
