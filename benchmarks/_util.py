@@ -80,8 +80,18 @@ def median(values: Sequence[float]) -> float:
     return (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
-def emit(result: dict[str, Any]) -> None:
-    """Print the one result line the driver parses."""
+def parse_and_setup(parser: argparse.ArgumentParser,
+                    argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse a benchmark's arguments and prepare the process (see :func:`setup_process`)."""
+    args = parser.parse_args(argv)
+    setup_process(args.lib, args.backend, args.monkey_patch)
+    return args
+
+
+def emit(result: dict[str, Any], bench: str, args: argparse.Namespace) -> None:
+    """Print the one result line the driver parses, naming what was measured."""
+    result.update(bench=bench, lib=args.lib, backend=args.backend,
+                  monkey_patch=args.monkey_patch)
     result.setdefault("python", sys.version.split()[0])
     result.setdefault("pid", os.getpid())
     line = json.dumps(result, sort_keys=True)

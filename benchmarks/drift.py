@@ -91,12 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     _util.add_common_args(parser, libs=(*_util.LIBS, "bare"))
     parser.add_argument("--interval", type=float, default=0.01, help="seconds (default 0.01)")
     parser.add_argument("--ticks", type=int, default=500, help="runs to record (default 500)")
-    args = parser.parse_args(argv)
-    _util.setup_process(args.lib, args.backend, args.monkey_patch)
+    args = _util.parse_and_setup(parser, argv)
     result = measure(args.lib, args.backend, args.interval, args.ticks)
-    result.update(bench="drift", lib=args.lib, backend=args.backend,
-                  monkey_patch=args.monkey_patch)
-    _util.emit(result)
+    _util.emit(result, "drift", args)
 
 
 if __name__ == "__main__":

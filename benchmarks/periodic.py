@@ -126,13 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--build", choices=("class", "add"), default="class",
                         help="tasks as class methods (default) or added to the instance "
                              "with add_periodic_task")
-    args = parser.parse_args(argv)
-    _util.setup_process(args.lib, args.backend, args.monkey_patch)
+    args = _util.parse_and_setup(parser, argv)
     result = measure(args.lib, args.tasks, args.spacing, args.min_time, args.max_passes,
                      args.build)
-    result.update(bench="periodic", lib=args.lib, backend=args.backend,
-                  monkey_patch=args.monkey_patch)
-    _util.emit(result)
+    _util.emit(result, "periodic", args)
 
 
 if __name__ == "__main__":

@@ -81,12 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _util.add_common_args(parser)
     parser.add_argument("--cycles", type=int, default=300, help="cycles per figure (default 300)")
-    args = parser.parse_args(argv)
-    _util.setup_process(args.lib, args.backend, args.monkey_patch)
+    args = _util.parse_and_setup(parser, argv)
     result = measure(args.lib, args.backend, args.cycles)
-    result.update(bench="startstop", lib=args.lib, backend=args.backend,
-                  monkey_patch=args.monkey_patch)
-    _util.emit(result)
+    _util.emit(result, "startstop", args)
 
 
 if __name__ == "__main__":

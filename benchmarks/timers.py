@@ -100,12 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _util.add_common_args(parser)
     parser.add_argument("--timers", type=int, default=1000, help="N (default 1000)")
-    args = parser.parse_args(argv)
-    _util.setup_process(args.lib, args.backend, args.monkey_patch)
+    args = _util.parse_and_setup(parser, argv)
     result = measure(args.lib, args.backend, args.timers)
-    result.update(bench="timers", lib=args.lib, backend=args.backend,
-                  monkey_patch=args.monkey_patch)
-    _util.emit(result)
+    _util.emit(result, "timers", args)
 
 
 if __name__ == "__main__":

@@ -158,12 +158,9 @@ def measure(lib: str) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _util.add_common_args(parser)
-    args = parser.parse_args(argv)
-    _util.setup_process(args.lib, args.backend, args.monkey_patch)
+    args = _util.parse_and_setup(parser, argv)
     result = measure(args.lib)
-    result.update(bench="virtualday", lib=args.lib, backend=args.backend,
-                  monkey_patch=args.monkey_patch)
-    _util.emit(result)
+    _util.emit(result, "virtualday", args)
 
 
 if __name__ == "__main__":
