@@ -77,6 +77,16 @@ class Clock:
         """Pause the calling thread for ``seconds``."""
         raise NotImplementedError
 
+    def clock_offsets(self) -> tuple[float | None, float]:
+        """``(suspended, wall_offset)``: how this clock's time scales relate.
+
+        ``suspended`` is the seconds the host spent suspended (boot time minus
+        monotonic time), or None where the platform cannot tell; ``wall_offset``
+        is wall time minus boot time (minus monotonic time where there is no
+        boot time).  Both change only on a suspend or a wall-clock step.
+        """
+        return None, self.wall() - self.monotonic()
+
     def thread_started(self, handle: Any = None) -> None:
         """A tickwork thread was spawned: runnable from now on (virtual clocks count them).
 
@@ -136,6 +146,21 @@ class RealClock(Clock):
 
         get_backend().native_sleep(max(0.0, seconds))
 
+    def clock_offsets(self) -> tuple[float | None, float]:
+        # The system clocks themselves, not time.monotonic()/time.time(): tests
+        # patch those, and a patched reading is not a suspend.
+        if not hasattr(time, "clock_gettime"):  # Windows
+            return None, time.time() - time.monotonic()
+        mono = time.clock_gettime(time.CLOCK_MONOTONIC)
+        real = time.clock_gettime(time.CLOCK_REALTIME)
+        if _CLOCK_BOOTTIME is None:
+            return None, real - mono
+        boot = time.clock_gettime(_CLOCK_BOOTTIME)
+        return boot - mono, real - boot
+
+
+#: Linux's CLOCK_BOOTTIME (monotonic time plus time spent suspended), where there is one.
+_CLOCK_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 
 REAL_CLOCK = RealClock()
 _active: Clock = REAL_CLOCK

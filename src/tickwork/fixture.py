@@ -176,6 +176,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         _clock.check_seconds("settle_timeout", settle_timeout)
         self._now = float(start)
         self._wall_offset = float(wall) - float(start)
+        self._suspended = 0.0  # virtual seconds spent suspended (see suspend())
         self.rng: random.Random = random.Random(seed)
         self.settle_timeout = float(settle_timeout)
         self._autojump = bool(autojump)
@@ -234,6 +235,35 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
 
     def wall(self) -> float:
         return self._now + self._wall_offset
+
+    def clock_offsets(self) -> tuple[float | None, float]:
+        return self._suspended, self._wall_offset - self._suspended
+
+    # -- clock events ----------------------------------------------------
+
+    def suspend(self, seconds: float) -> None:
+        """Simulate a suspend of the host lasting ``seconds``, ending now.
+
+        Boot time and wall time move ``seconds`` forward, monotonic time does
+        not (as on Linux, where CLOCK_MONOTONIC stands still while suspended
+        and CLOCK_BOOTTIME does not).  No wait ends: like a real resume,
+        waits go on for the monotonic time they had left.
+        """
+        seconds = _clock.check_seconds("seconds", seconds)
+        with self._lock:
+            self._suspended += seconds
+            self._wall_offset += seconds
+
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock ``seconds`` forward (negative: backward), like NTP or an admin.
+
+        Monotonic and boot time do not move, and no wait ends.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or (
+                not math.isfinite(seconds)):
+            raise TypeError(f"seconds must be a finite number, got {seconds!r}")
+        with self._lock:
+            self._wall_offset += float(seconds)
 
     @property
     def autojump(self) -> bool:

@@ -27,8 +27,9 @@ from typing import Any, TypeVar, cast
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from tickwork import backend
+from tickwork import backend, clockwatch, policies
 from tickwork import clock as _clock
+from tickwork import listeners as _listeners
 
 LOG = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ periodic_opts: list[cfg.Opt] = [
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _DECORATOR_ARGS = ("spacing", "run_immediately", "name", "enabled", "external_process_ok")
+_DECORATOR_ARGS = _DECORATOR_ARGS + policies.ARGS  # overlap, timeout, missed...: policies.py
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
@@ -122,8 +124,16 @@ def periodic_task(*args: Any, **kwargs: Any) -> Any:
     :param enabled: False disables the task.
     :param external_process_ok: the task may run in a separate process; it
         is skipped where ``run_external_periodic_tasks`` is False.
+    :param overlap: due while the previous run still goes: ``'skip'``
+        (default), ``'queue'`` or ``'parallel'`` (see :mod:`tickwork.policies`).
+    :param timeout: seconds after which a run is reported hung (default: never).
+    :param on_timeout: ``'warn'`` (default) or ``'kill'`` (eventlet only).
+    :param missed: after the task could not run for more than ``grace``:
+        ``'coalesce'`` (default), ``'skip'`` or ``'catch_up'``.
+    :param grace: seconds of lateness still on time (default: one spacing).
+    :param max_catch_up: most missed runs ``missed='catch_up'`` makes up (10).
     :raises InvalidPeriodicTaskArg: for an unknown keyword, a positional
-        argument or a spacing that is not a finite number.
+        argument, a spacing that is not a finite number or a bad policy.
     """
     if "ticks_between_runs" in kwargs:
         raise InvalidPeriodicTaskArg(
@@ -143,6 +153,8 @@ def periodic_task(*args: Any, **kwargs: Any) -> Any:
         raise InvalidPeriodicTaskArg(f"periodic_task name must be a string, got {name!r}",
                                      arg="name")
 
+    policy = policies.parse(kwargs, lambda message, arg: InvalidPeriodicTaskArg(message, arg=arg))
+
     def decorator(f: _F) -> _F:
         if not callable(f):
             raise InvalidPeriodicTaskArg(f"periodic_task decorates functions, got {f!r}")
@@ -152,6 +164,7 @@ def periodic_task(*args: Any, **kwargs: Any) -> Any:
         f._periodic_name = name if name is not None else f.__name__  # type: ignore[attr-defined]
         f._periodic_spacing = spacing  # type: ignore[attr-defined]
         f._periodic_immediate = bool(kwargs.get("run_immediately", False))  # type: ignore[attr-defined]
+        f._periodic_policy = policy  # type: ignore[attr-defined]
         # Kept for code that reads it; tickwork schedules from instance creation.
         f._periodic_last_run = None if f._periodic_immediate else now()  # type: ignore[attr-defined]
         return f
@@ -220,7 +233,12 @@ def _override(task: Callable[..., Any], func: Callable[..., Any]) -> Callable[..
     for key in ("_periodic_task", "_periodic_external_ok", "_periodic_enabled", "_periodic_name",
                 "_periodic_spacing", "_periodic_immediate", "_periodic_last_run"):
         setattr(run, key, getattr(task, key))
+    run._periodic_policy = _policy_of(task)  # type: ignore[attr-defined]
     return run
+
+
+def _policy_of(task: Callable[..., Any]) -> policies.TaskPolicy:
+    return getattr(task, "_periodic_policy", policies.DEFAULT)
 
 
 def _register(tasks: list[tuple[str, Callable[..., Any]]], spacings: dict[str, float],
@@ -257,6 +275,14 @@ class TaskStats:
     last_start: float | None = None
     last_duration: float | None = None
     last_error: str | None = None
+    #: Runs reported hung (past the task's ``timeout``).
+    hung: int = 0
+    #: Why the latest skipped run was skipped (see :data:`tickwork.listeners.SKIP_REASONS`).
+    last_skip_reason: str | None = None
+    #: Seconds the latest run started after its slot.
+    last_lateness: float | None = None
+    #: When the latest run that did not raise started.
+    last_success: float | None = None
 
     @property
     def mean_period(self) -> float | None:
@@ -274,15 +300,21 @@ class TaskStats:
 class _TaskState:
     """Scheduling state of one task of one instance."""
 
-    __slots__ = ("index", "task", "anchor", "version", "running", "stats")
+    __slots__ = ("index", "task", "anchor", "version", "running", "stats", "policy", "hung",
+                 "queued", "logged")
 
     def __init__(self, index: int, task: Callable[..., Any], stats: TaskStats) -> None:
         self.index = index
         self.task = task
         self.anchor: float | None = None  # the unjittered grid the task runs on
         self.version = 0
-        self.running = False
+        self.running = 0  # runs in progress
         self.stats = stats
+        self.policy = _policy_of(task)
+        self.hung = False  # a run went past its timeout and is still going
+        # overlap='queue': when a run waiting for the running one fell due, or None.
+        self.queued: float | None = None
+        self.logged: set[str] = set()  # warnings given once (then debug)
 
 
 class _LastRunMap(dict[str, "float | None"]):
@@ -314,6 +346,9 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         self._periodic_lock = threading.Lock()
         self._periodic_state: dict[str, _TaskState] = {}
         self._periodic_heap: list[tuple[float, int, int, str]] = []
+        self._periodic_listeners = _listeners.Listeners()
+        self._periodic_suspend = clockwatch.SuspendTracker()
+        self._periodic_suspend.pending()  # suspends from now on count
         last_run = _LastRunMap()
         self._periodic_last_run = last_run
         created = now()
@@ -410,50 +445,107 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                     and not self.conf.run_external_periodic_tasks)
 
     def _begin(self, name: str, state: _TaskState, started: float) -> bool:
-        """Record the start of a due run; False when it must be skipped."""
+        """Record the start of a due run; False when it must not run now."""
+        events: list[tuple[str, dict[str, Any]]] = []
+        with self._periodic_lock:
+            run = self._begin_locked(name, state, started, events)
+        for kind, fields in events:
+            self._periodic_listeners.emit(kind, self, name, **fields)
+        return run
+
+    def _begin_locked(self, name: str, state: _TaskState, started: float,
+                      events: list[tuple[str, dict[str, Any]]]) -> bool:
         spacing = self._periodic_spacing[name]
         stats = state.stats
-        with self._periodic_lock:
-            if state.running:
-                stats.skipped += 1
-                LOG.warning("Periodic task %(task)s is still running: skipping this run",
-                            {"task": name})
+        policy = state.policy
+        queue = False
+        prior_due = stats.next_due
+        if state.running and (state.hung or policy.overlap != "parallel"):
+            if state.hung or policy.overlap == "skip" or state.queued is not None:
+                reason = "hung" if state.hung else "overlap"
+                self._count_skip(stats, reason, 1, events)
+                if state.hung:
+                    LOG.warning("Periodic task %(task)s is hung (a run went past its %(timeout)g s "
+                                "timeout and still goes): skipping this run",
+                                {"task": name, "timeout": policy.timeout})
+                else:
+                    LOG.warning("Periodic task %(task)s is still running: skipping this run",
+                                {"task": name})
                 self._push(name, state, started + spacing)
                 return False
-            anchor = state.anchor
-            if anchor is None:
-                boundary = started
-            else:
-                periods = max(1, math.floor((started - anchor) / spacing))
-                if periods > 1:
-                    stats.skipped += periods - 1
-                    # Warn once per task; a task spaced closer than the service calls
-                    # run_periodic_tasks would otherwise warn on every pass.
-                    LOG.log(std_logging.DEBUG if stats.skipped > periods - 1
-                            else std_logging.WARNING,
-                            "Periodic task %(task)s fell behind: %(n)d run(s) skipped "
-                            "(%(total)d so far)",
-                            {"task": name, "n": periods - 1, "total": stats.skipped})
-                boundary = anchor + periods * spacing
-            state.anchor = boundary
-            jitter = 0 if anchor is None else _jitter(spacing)
-            dict.__setitem__(self._periodic_last_run, name, boundary + jitter)
-            self._push(name, state, boundary + spacing + jitter)
-            state.running = True
-            stats.runs += 1
-            if stats.first_start is None:
-                stats.first_start = started
-            stats.last_start = started
+            queue = True  # overlap='queue': the running run's thread starts it when it ends
+        anchor = state.anchor
+        decision = policies.plan(policy, anchor, spacing, started)
+        if decision.skipped:
+            self._count_skip(stats, "missed", decision.skipped, events)
+        if decision.missed or decision.skipped:
+            self._log_missed(name, state, decision)
+        state.anchor = decision.boundary
+        jitter = 0 if anchor is None else _jitter(spacing)
+        dict.__setitem__(self._periodic_last_run, name, decision.boundary + jitter)
+        self._push(name, state, decision.boundary + spacing + jitter)
+        if not decision.run:
+            return False
+        if queue:
+            state.queued = started
+            return False
+        state.running += 1
+        stats.runs += 1
+        if stats.first_start is None:
+            stats.first_start = started
+        stats.last_start = started
+        # Late against the slot this run stands for (jitter included).
+        due = decision.boundary if prior_due is None else max(prior_due, decision.boundary)
+        lateness = max(0.0, started - due)
+        stats.last_lateness = lateness
+        if self._periodic_listeners:
+            events.append(("started", {"due": due, "lateness": lateness}))
         return True
+
+    @staticmethod
+    def _count_skip(stats: TaskStats, reason: str, count: int,
+                    events: list[tuple[str, dict[str, Any]]]) -> None:
+        stats.skipped += count
+        stats.last_skip_reason = reason
+        events.append(("skipped", {"reason": reason, "count": count}))
+
+    def _log_missed(self, name: str, state: _TaskState, decision: policies.Plan) -> None:
+        """Warn the first time a task misses runs (a task spaced closer than the service
+        calls run_periodic_tasks would otherwise warn on every pass), then debug."""
+        policy = state.policy
+        mode = policy.missed if decision.missed else "late"
+        level = std_logging.DEBUG if mode in state.logged else std_logging.WARNING
+        state.logged.add(mode)
+        stats = state.stats
+        grace = ("one spacing" if policy.grace is None else f"{policy.grace:g} s")
+        values = {"task": name, "n": decision.skipped, "total": stats.skipped,
+                  "late": decision.lateness, "grace": grace}
+        if mode == "skip":
+            LOG.log(level, "Periodic task %(task)s missed its slot by %(late).1f s (grace "
+                    "%(grace)s): %(n)d run(s) skipped (%(total)d so far), it waits for its "
+                    "next slot", values)
+        elif mode == "catch_up":
+            LOG.log(level, "Periodic task %(task)s fell behind by %(late).1f s: catching up "
+                    "one missed run per pass (%(n)d older run(s) skipped, %(total)d so far)",
+                    values)
+        elif decision.skipped:
+            LOG.log(level, "Periodic task %(task)s fell behind: %(n)d run(s) skipped "
+                    "(%(total)d so far)", values)
+        else:
+            LOG.log(level, "Periodic task %(task)s started %(late).1f s after its slot "
+                    "(grace %(grace)s)", values)
 
     def _run_one(self, name: str, state: _TaskState, context: Any, raise_on_error: bool) -> None:
         full_name = f"{type(self).__name__}.{name}"
         stats = state.stats
         LOG.debug("Running periodic task %(full_task_name)s", {"full_task_name": full_name})
         began = _clock.monotonic()
+        started = stats.last_start
+        error: BaseException | None = None
         try:
             state.task(self, context)
         except BaseException as exc:
+            error = exc
             stats.failures += 1
             stats.consecutive_failures += 1
             stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -462,9 +554,98 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             LOG.exception("Error during %(full_task_name)s", {"full_task_name": full_name})
         else:
             stats.consecutive_failures = 0
+            stats.last_success = started
         finally:
             stats.last_duration = _clock.monotonic() - began
-            state.running = False
+            state.running -= 1
+            if self._periodic_listeners:
+                self._periodic_listeners.emit(
+                    "finished" if error is None else "failed", self, name,
+                    duration=stats.last_duration, exception=error)
+
+    def _run_guarded(self, name: str, state: _TaskState, context: Any,
+                     raise_on_error: bool) -> None:
+        """Run a begun task, on its own thread and watched when it has a timeout."""
+        timeout = state.policy.timeout
+        if timeout is None:
+            self._run_queued(name, state, context, raise_on_error)
+            return
+        active = backend.get_backend()
+        handle = active.spawn(self._run_queued, name, state, context, raise_on_error,
+                              name=f"tickwork-periodic-{name}")
+        handle.wait(timeout)  # re-raises what the run raised (raise_on_error)
+        if not handle.dead():
+            self._report_hung(name, state, handle, timeout)
+
+    def _run_queued(self, name: str, state: _TaskState, context: Any,
+                    raise_on_error: bool) -> None:
+        """Run the task, then once more for each run queued meanwhile (overlap='queue')."""
+        self._run_one(name, state, context, raise_on_error)
+        while True:
+            with self._periodic_lock:
+                due = state.queued
+                if due is None:
+                    return
+                state.queued = None
+                if state.running:
+                    return  # a pass started a run meanwhile: it stands for the queued one
+                state.running += 1
+                stats = state.stats
+                stats.runs += 1
+                stats.last_start = started = now()
+                stats.last_lateness = max(0.0, started - due)
+            self._periodic_listeners.emit("started", self, name, due=due,
+                                          lateness=max(0.0, started - due))
+            self._run_one(name, state, context, raise_on_error)
+
+    def _report_hung(self, name: str, state: _TaskState, handle: Any, timeout: float) -> None:
+        full_name = f"{type(self).__name__}.{name}"
+        stack = policies.thread_stack(handle)
+        with self._periodic_lock:
+            state.hung = True
+            state.stats.hung += 1
+        LOG.warning("Periodic task %(full_task_name)s has been running for %(timeout)g s, its "
+                    "timeout: it looks hung; the other tasks go on, and it is not started "
+                    "again until this run ends. Its stack:\n%(stack)s",
+                    {"full_task_name": full_name, "timeout": timeout,
+                     "stack": stack or "(not available)"})
+        self._periodic_listeners.emit("hung", self, name, duration=timeout, stack=stack)
+        handle.link(self._hung_ended, name, state)
+        if state.policy.on_timeout != "kill":
+            return
+        if backend.get_backend().kill(handle):
+            LOG.warning("Periodic task %(full_task_name)s killed after its %(timeout)g s "
+                        "timeout", {"full_task_name": full_name, "timeout": timeout})
+        elif "kill" not in state.logged:
+            state.logged.add("kill")
+            LOG.warning("Periodic task %(full_task_name)s cannot be killed on this backend "
+                        "(native threads): it is left running", {"full_task_name": full_name})
+
+    def _hung_ended(self, handle: Any, name: str, state: _TaskState) -> None:
+        with self._periodic_lock:
+            state.hung = False
+            duration = state.stats.last_duration
+        LOG.info("Periodic task %(task)s ended after %(duration).1f s (it was reported hung)",
+                 {"task": f"{type(self).__name__}.{name}", "duration": duration or 0.0})
+
+    def _apply_suspend(self) -> None:
+        """Move every schedule back by the time the host was suspended, if it was."""
+        shift = self._periodic_suspend.pending()
+        if not shift:
+            return
+        with self._periodic_lock:
+            for name, state in self._periodic_state.items():
+                if state.anchor is not None:
+                    state.anchor -= shift
+                last = self._periodic_last_run.get(name)
+                if last is not None:
+                    dict.__setitem__(self._periodic_last_run, name, last - shift)
+                due = state.stats.next_due
+                if due is not None:
+                    self._push(name, state, due - shift)
+        LOG.info("%(manager)s: the host was suspended for %(seconds).1f s; each periodic task "
+                 "applies its 'missed' policy", {"manager": type(self).__name__,
+                                                 "seconds": shift})
 
     def run_periodic_tasks(self, context: Any, raise_on_error: bool = False) -> float:
         """Run every task that is due; return the seconds until the next is due.
@@ -474,6 +655,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         ``raise_on_error`` is true.
         """
         current = now()
+        self._apply_suspend()
         due = self._take_due(current)
         if not due:
             return self._idle_for(current)
@@ -486,13 +668,14 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                 continue
             if not self._begin(name, state, current):
                 continue
-            self._run_one(name, state, context, raise_on_error)
+            self._run_guarded(name, state, context, raise_on_error)
         return self._idle_for(now())
 
     def _park(self, name: str, state: _TaskState, current: float) -> None:
         """Hold a task filtered by configuration until its next slot."""
         with self._periodic_lock:
             self._push(name, state, current + self._periodic_spacing[name])
+        self._periodic_listeners.emit("skipped", self, name, reason="external", count=1)
 
     def run_periodic_tasks_in_parallel(self, context: Any, raise_on_error: bool = False,
                                        processes: int | None = None) -> float:
@@ -507,6 +690,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                                       not isinstance(processes, int) or processes < 1):
             raise ValueError(f"processes must be a positive int or None, got {processes!r}")
         current = now()
+        self._apply_suspend()
         runnable = []
         for name, state in self._take_due(current):
             if self._external_filtered(state.task):
@@ -515,12 +699,25 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                 runnable.append((name, state))
         if runnable:
             errors = _run_concurrently(
-                [functools.partial(self._run_one, name, state, context, raise_on_error)
+                [functools.partial(self._run_guarded, name, state, context, raise_on_error)
                  for name, state in runnable],
                 processes or os.cpu_count() or 1)
             if errors and raise_on_error:
                 raise errors[0]
         return self._idle_for(now())
+
+    # -- listeners --------------------------------------------------------
+
+    def add_periodic_listener(self, listener: Any) -> None:
+        """Tell ``listener`` about every run of this manager's tasks.
+
+        ``listener`` has some of the methods of :class:`tickwork.listeners.Listener`.
+        """
+        self._periodic_listeners.add(listener)
+
+    def remove_periodic_listener(self, listener: Any) -> None:
+        """Stop telling ``listener``; ValueError when it was never added."""
+        self._periodic_listeners.remove(listener)
 
     # -- statistics -------------------------------------------------------
 
@@ -537,6 +734,8 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             mean = stats.mean_period
             part = (f"{name} every {stats.spacing:g}s: {stats.runs} runs, "
                     f"{stats.failures} failed, {stats.skipped} skipped")
+            if stats.hung:
+                part += f", {stats.hung} hung"
             if mean is not None:
                 part += f", mean period {mean:.1f}s"
             parts.append(part)
