@@ -25,6 +25,7 @@ from typing import Any
 from oslo_log import log as logging
 
 from tickwork import clock as _clock
+from tickwork import listeners as _listeners
 from tickwork.backend import get_backend
 from tickwork.backend.base import DoneEvent, ThreadHandle
 
@@ -120,6 +121,41 @@ class LoopingCallBase:
         self.runs = 0
         #: Scheduled runs that were skipped because the loop fell behind.
         self.skipped_runs = 0
+        self._listeners = _listeners.Listeners()
+
+    def add_listener(self, listener: Any) -> None:
+        """Tell ``listener`` about every run (see :mod:`tickwork.listeners`).
+
+        A looping call emits ``started``, ``finished``, ``failed`` and, when a
+        fixed-interval loop falls behind, ``skipped`` (reason ``missed``).
+        """
+        self._listeners.add(listener)
+
+    def remove_listener(self, listener: Any) -> None:
+        """Stop telling ``listener``; ValueError when it was never added."""
+        self._listeners.remove(listener)
+
+    def _observed(self, f: Callable[..., Any], func_name: str) -> Callable[..., Any]:
+        """``f``, telling the listeners about each call."""
+
+        def observed(*args: Any, **kw: Any) -> Any:
+            notes = self._listeners
+            if not notes:
+                return f(*args, **kw)
+            notes.emit("started", self, func_name)
+            watch = _clock.StopWatch().start()
+            try:
+                result = f(*args, **kw)
+            except LoopingCallDone:
+                notes.emit("finished", self, func_name, duration=watch.elapsed())
+                raise
+            except BaseException as exc:
+                notes.emit("failed", self, func_name, duration=watch.elapsed(), exception=exc)
+                raise
+            notes.emit("finished", self, func_name, duration=watch.elapsed())
+            return result
+
+        return observed
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -221,7 +257,8 @@ class LoopingCallBase:
         f = self.f
         assert f is not None  # checked by start()
         func_name = _callable_name(f)
-        func = f if stop_on_exception else self._safe(f, func_name)
+        observed = self._observed(f, func_name)
+        func = observed if stop_on_exception else self._safe(observed, func_name)
         done = self.done
         assert done is not None
         try:
@@ -292,6 +329,8 @@ class LoopingCallBase:
             missed = int((now - next_due) // interval)
             self.skipped_runs += missed
             next_due += missed * interval
+            self._listeners.emit("skipped", self, _callable_name(self.f), reason="missed",
+                                 count=missed)
             LOG.warning("Function %(func_name)r fell behind its %(interval)s sec interval: "
                         "%(missed)d scheduled run(s) skipped (%(total)d so far)",
                         {"func_name": _callable_name(self.f), "interval": interval,

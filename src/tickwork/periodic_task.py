@@ -57,7 +57,8 @@ periodic_opts: list[cfg.Opt] = [
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-_DECORATOR_ARGS = ("spacing", "run_immediately", "name", "enabled", "external_process_ok")
+_DECORATOR_ARGS: tuple[str, ...] = ("spacing", "run_immediately", "name", "enabled",
+                                   "external_process_ok")
 _DECORATOR_ARGS = _DECORATOR_ARGS + policies.ARGS  # overlap, timeout, missed...: policies.py
 
 
