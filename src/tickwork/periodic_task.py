@@ -459,22 +459,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         spacing = self._periodic_spacing[name]
         stats = state.stats
         policy = state.policy
-        queue = False
         prior_due = stats.next_due
-        if state.running and (state.hung or policy.overlap != "parallel"):
-            if state.hung or policy.overlap == "skip" or state.queued is not None:
-                reason = "hung" if state.hung else "overlap"
-                self._count_skip(stats, reason, 1, events)
-                if state.hung:
-                    LOG.warning("Periodic task %(task)s is hung (a run went past its %(timeout)g s "
-                                "timeout and still goes): skipping this run",
-                                {"task": name, "timeout": policy.timeout})
-                else:
-                    LOG.warning("Periodic task %(task)s is still running: skipping this run",
-                                {"task": name})
-                self._push(name, state, started + spacing)
-                return False
-            queue = True  # overlap='queue': the running run's thread starts it when it ends
         anchor = state.anchor
         decision = policies.plan(policy, anchor, spacing, started)
         if decision.skipped:
@@ -487,7 +472,19 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         self._push(name, state, decision.boundary + spacing + jitter)
         if not decision.run:
             return False
-        if queue:
+        if state.running and (state.hung or policy.overlap != "parallel"):
+            if state.hung or policy.overlap == "skip" or state.queued is not None:
+                reason = "hung" if state.hung else "overlap"
+                self._count_skip(stats, reason, 1, events)
+                if state.hung:
+                    LOG.warning("Periodic task %(task)s is hung (a run went past its %(timeout)g s "
+                                "timeout and still goes): skipping this run",
+                                {"task": name, "timeout": policy.timeout})
+                else:
+                    LOG.warning("Periodic task %(task)s is still running: skipping this run",
+                                {"task": name})
+                return False
+            # overlap='queue': the running run's thread starts it when that run ends.
             state.queued = started
             return False
         state.running += 1
