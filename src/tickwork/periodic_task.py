@@ -492,9 +492,10 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         if stats.first_start is None:
             stats.first_start = started
         stats.last_start = started
-        # Late against the slot this run stands for (jitter included).
+        # Late against the slot this run stands for (jitter included), until it
+        # actually starts (later than the pass began when other tasks ran first).
         due = decision.boundary if prior_due is None else max(prior_due, decision.boundary)
-        lateness = max(0.0, started - due)
+        lateness = max(0.0, now() - due)
         stats.last_lateness = lateness
         if self._periodic_listeners:
             events.append(("started", {"due": due, "lateness": lateness}))
