@@ -27,7 +27,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from tickwork import periodic_task, service
+from tickwork import metrics, periodic_task, service
 from tickwork.backend import get_backend
 
 LOG = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ demo_opts = [
     cfg.StrOpt("periodic-pattern", default="dynamic", choices=["dynamic", "fixed"],
                help="dynamic: idle until the next task is due (nova); fixed: a pass every "
                     "periodic_interval seconds (cinder/neutron)."),
+    cfg.PortOpt("metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics "
+                "(0: any free port; one worker only; needs tickwork[metrics])."),
 ]
 
 #: Demo defaults that differ from the options' (start at once, stop quickly).
@@ -142,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.setup(conf, PROJECT)
     svc = DemoService(manager=DemoManager(conf), conf=conf,
                       periodic_pattern=conf.periodic_pattern)
+    if conf.metrics_port is not None:
+        metrics.serve(conf.metrics_port, svc.manager)
     LOG.info("tickwork demo: %(workers)d worker(s), %(pattern)s pattern; Ctrl-C or SIGTERM "
              "stops it", {"workers": conf.workers, "pattern": conf.periodic_pattern})
     launcher = service.launch(conf, svc, workers=conf.workers)
