@@ -135,3 +135,145 @@ def test_check_seconds_warning_points_at_the_callers_caller():
         line = inspect.currentframe().f_lineno + 1
         api("5")
     assert (seen[0].filename, seen[0].lineno) == (__file__, line)
+
+
+# --- BaseException from the looped function ------------------------------------------------
+
+
+class CustomBase(BaseException):
+    pass
+
+
+BASE_EXCEPTIONS = [SystemExit, KeyboardInterrupt, GeneratorExit, CustomBase]
+
+# Each looping call class, quick start arguments, what a run that goes on returns.
+STARTERS = {
+    "fixed": (loopingcall.FixedIntervalLoopingCall, {"interval": 0.001}, None),
+    "fixed_timeout": (loopingcall.FixedIntervalWithTimeoutLoopingCall,
+                      {"interval": 0.001, "timeout": 30}, None),
+    "dynamic": (loopingcall.DynamicLoopingCall, {}, 0.001),
+    "backoff": (loopingcall.BackOffLoopingCall, {"starting_interval": 0.001}, True),
+}
+KINDS = sorted(STARTERS)
+
+
+def raising_on_run(n, exc, result):
+    calls = []
+
+    def f():
+        calls.append(1)
+        if len(calls) >= n:
+            raise exc("from the loop")
+        return result
+
+    f.calls = calls
+    return f
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("exc", BASE_EXCEPTIONS)
+def test_base_exception_reaches_the_waiter(kind, exc):
+    cls, kwargs, result = STARTERS[kind]
+    f = raising_on_run(3, exc, result)
+    timer = cls(f)
+    done = timer.start(**kwargs)
+    wait_for(done.ready)
+    with pytest.raises(exc, match="from the loop"):
+        timer.wait()
+    assert len(f.calls) == 3 and timer.runs == 3
+    assert timer._thread is None  # stopped: it can be started again
+    timer.f = raising_on_run(1, loopingcall.LoopingCallDone, result)
+    assert bounded_wait(timer.start(**kwargs)) == "from the loop"
+    assert no_tickwork_threads_left()
+
+
+@pytest.mark.parametrize("kind", ["fixed", "dynamic"])
+@pytest.mark.parametrize("exc", BASE_EXCEPTIONS)
+def test_base_exception_ends_the_loop_even_without_stop_on_exception(kind, exc):
+    cls, kwargs, result = STARTERS[kind]
+    timer = cls(raising_on_run(2, exc, result))
+    done = timer.start(stop_on_exception=False, **kwargs)
+    wait_for(done.ready)
+    with pytest.raises(exc):
+        done.wait()
+    assert no_tickwork_threads_left()
+
+
+@pytest.mark.parametrize("exc", BASE_EXCEPTIONS)
+def test_base_exception_through_retry_decorator(exc):
+    calls = []
+
+    @loopingcall.RetryDecorator(max_retry_count=5, inc_sleep_time=0.001, max_sleep_time=0.01,
+                                exceptions=(ValueError,))
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("retried")
+        raise exc("not retried")
+
+    results = []
+
+    def call():
+        try:
+            flaky()
+        except BaseException as e:  # noqa: B902 - the point of the test
+            results.append(e)
+
+    get_backend().spawn(call)
+    wait_for(lambda: results)
+    assert isinstance(results[0], exc) and calls == [1, 1]
+    assert no_tickwork_threads_left()
+
+
+def test_base_exception_is_logged_as_an_error(caplog):
+    timer = loopingcall.FixedIntervalLoopingCall(raising_on_run(1, SystemExit, None))
+    done = timer.start(interval=0.001)
+    wait_for(done.ready)
+    with pytest.raises(SystemExit):
+        done.wait()
+    assert any(r.levelname == "ERROR" and "failed" in r.getMessage()
+               and r.exc_info and r.exc_info[0] is SystemExit for r in caplog.records)
+
+
+# --- wait() and stop() from inside the looped function -------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_wait_from_inside_the_loop_is_refused(kind):
+    cls, kwargs, result = STARTERS[kind]
+    seen = []
+
+    def f():
+        try:
+            timer.wait()
+        except RuntimeError as e:
+            seen.append(str(e))
+        raise loopingcall.LoopingCallDone("ended")
+
+    timer = cls(f)
+    assert bounded_wait(timer.start(**kwargs)) == "ended"
+    assert len(seen) == 1 and "wait() called from inside" in seen[0]
+    assert "stop()" in seen[0]
+    assert no_tickwork_threads_left()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_stop_from_inside_the_loop_ends_it_after_the_run(kind):
+    cls, kwargs, result = STARTERS[kind]
+
+    def f():
+        timer.stop()
+        return result
+
+    timer = cls(f)
+    assert bounded_wait(timer.start(**kwargs)) is True
+    assert timer.runs == 1
+    assert no_tickwork_threads_left()
+
+
+def test_wait_from_another_thread_still_waits(vclock):
+    timer = loopingcall.FixedIntervalLoopingCall(raising_on_run(3, loopingcall.LoopingCallDone,
+                                                                None))
+    timer.start(interval=1)
+    assert timer.wait() == "from the loop"
+    assert vclock.now() == 1002.0

@@ -14,6 +14,8 @@ The differences (each listed in docs/migration.rst):
 from __future__ import annotations
 
 import functools
+import inspect
+import logging as std_logging
 import math
 import numbers
 import random
@@ -116,6 +118,7 @@ class LoopingCallBase:
         self._state_lock = self._backend.lock()
         self._planned: tuple[float, float] | None = None
         self._run_started = 0.0
+        self._loop_ident: Any = None
         #: How many times ``f`` was called (including a run that raised).
         self.runs = 0
         #: Scheduled runs that were skipped because the loop fell behind.
@@ -142,6 +145,13 @@ class LoopingCallBase:
         """Wait for the loop to end; its result, or its error re-raised."""
         if self.done is None:
             raise RuntimeError(f"{self._KIND} was never started")
+        ident = self._loop_ident
+        if ident is not None and ident == self._backend.current_ident() and (
+                not self.done.ready()):
+            raise RuntimeError(
+                f"wait() called from inside {_callable_name(self.f)}, the looped function "
+                f"itself: it would wait for its own loop forever. To end the loop from "
+                f"inside, call stop() or raise LoopingCallDone")
         return self.done.wait()
 
     def _sleep(self, timeout: float) -> bool:
@@ -224,6 +234,7 @@ class LoopingCallBase:
         func = f if stop_on_exception else self._safe(f, func_name)
         done = self.done
         assert done is not None
+        self._loop_ident = self._backend.current_ident()
         try:
             if initial_delay:
                 self._plan(initial_delay, _clock.monotonic() + initial_delay)
@@ -245,10 +256,14 @@ class LoopingCallBase:
         except LoopingCallDone as e:
             self._finish()
             done.send(e.retvalue)
-        except Exception:
+        except BaseException:
+            # BaseExceptions too (SystemExit, KeyboardInterrupt, GreenletExit...):
+            # the loop is over either way, and whoever waits must hear of it.
             exc_type, exc, tb = sys.exc_info()
-            LOG.error("%(kind)s %(func_name)r failed", {"kind": self._KIND,
-                      "func_name": func_name}, exc_info=True)
+            killed = exc_type is not None and exc_type.__name__ == "GreenletExit"
+            LOG.log(std_logging.DEBUG if killed else std_logging.ERROR,
+                    "%(kind)s %(func_name)r failed", {"kind": self._KIND,
+                    "func_name": func_name}, exc_info=True)
             self._finish()
             done.send_exception(exc_type, exc, tb)  # type: ignore[arg-type]
             del tb
@@ -260,6 +275,7 @@ class LoopingCallBase:
         with self._state_lock:
             self._thread = None
             self._planned = None
+            self._loop_ident = None
 
     def _fixed_interval_idle(self, interval: float, cadence: list[float | None],
                              elapsed: float) -> float:
