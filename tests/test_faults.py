@@ -277,3 +277,137 @@ def test_wait_from_another_thread_still_waits(vclock):
     timer.start(interval=1)
     assert timer.wait() == "from the loop"
     assert vclock.now() == 1002.0
+
+
+# --- callbacks that could never run: async functions, non-callables -----------------------
+
+
+async def async_task(*args):
+    return None
+
+
+async def async_gen(*args):
+    yield None
+
+
+class AsyncCallable:
+    async def __call__(self, *args):
+        return None
+
+
+class Holder:
+    async def method(self):
+        return None
+
+
+ASYNC_CALLBACKS = {
+    "coroutine function": async_task,
+    "async generator": async_gen,
+    "async __call__": AsyncCallable(),
+    "bound async method": Holder().method,
+    "partial of async": __import__("functools").partial(async_task, 1),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("what", sorted(ASYNC_CALLBACKS))
+def test_async_looped_function_is_refused_at_start(kind, what):
+    cls, kwargs, _ = STARTERS[kind]
+    timer = cls(ASYNC_CALLBACKS[what])
+    with pytest.raises(TypeError, match="async function.*never run"):
+        timer.start(**kwargs)
+    assert timer._thread is None
+    assert no_tickwork_threads_left()
+
+
+@pytest.mark.parametrize("what", sorted(ASYNC_CALLBACKS))
+def test_async_function_is_refused_by_retry_decorator(what):
+    with pytest.raises(TypeError, match="RetryDecorator.*async function"):
+        loopingcall.RetryDecorator()(ASYNC_CALLBACKS[what])
+
+
+def test_sync_wrapper_of_an_async_function_is_accepted():
+    """A plain function that runs the coroutine itself is fine (not an async function)."""
+    import asyncio
+    import functools
+
+    @functools.wraps(async_task)
+    def runner():
+        asyncio.run(async_task())
+        raise loopingcall.LoopingCallDone("ran")
+
+    assert bounded_wait(loopingcall.FixedIntervalLoopingCall(runner).start(interval=1)) == "ran"
+
+
+@pytest.mark.parametrize("f", [42, "f", None, object()])
+def test_non_callable_is_refused_by_retry_decorator(f):
+    with pytest.raises(TypeError, match="RetryDecorator needs a function to call"):
+        loopingcall.RetryDecorator()(f)
+
+
+# --- RetryDecorator(exceptions=...) --------------------------------------------------------
+
+
+def retried(exceptions, errors):
+    calls = []
+
+    @loopingcall.RetryDecorator(max_retry_count=3, inc_sleep_time=0, max_sleep_time=0,
+                                exceptions=exceptions)
+    def f():
+        calls.append(1)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+        return len(calls)
+
+    return f, calls
+
+
+@pytest.mark.parametrize("exceptions", [[ValueError, KeyError], {ValueError, KeyError},
+                                        (ValueError, (KeyError,)), [(ValueError, KeyError)]])
+def test_retry_decorator_accepts_collections_of_classes(exceptions):
+    f, calls = retried(exceptions, [ValueError("a"), KeyError("b")])
+    assert f() == 3
+
+
+def test_retry_decorator_exceptions_none_retries_nothing():
+    f, calls = retried(None, [ValueError("a")])
+    with pytest.raises(ValueError):
+        f()
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("exceptions, match", [
+    (ValueError("x"), "the class is ValueError"),
+    ("ValueError", "exception class"),
+    (42, "exception class"),
+    ([ValueError, "KeyError"], "'KeyError'"),
+    ((ValueError, int), "int"),
+])
+def test_retry_decorator_refuses_what_except_cannot_catch(exceptions, match):
+    with pytest.raises(TypeError, match=match):
+        loopingcall.RetryDecorator(exceptions=exceptions)
+
+
+TG_ADDERS = {
+    "add_timer": lambda tg, cb: tg.add_timer(1, cb),
+    "add_timer_args": lambda tg, cb: tg.add_timer_args(1, cb),
+    "add_dynamic_timer": lambda tg, cb: tg.add_dynamic_timer(cb, periodic_interval_max=1),
+    "add_dynamic_timer_args": lambda tg, cb: tg.add_dynamic_timer_args(cb),
+    "add_thread": lambda tg, cb: tg.add_thread(cb),
+}
+
+
+@pytest.mark.parametrize("adder", sorted(TG_ADDERS))
+@pytest.mark.parametrize("callback", [None, 42, "callback", async_task, AsyncCallable()],
+                         ids=["None", "int", "str", "async", "async_call"])
+def test_thread_group_refuses_callbacks_that_could_never_run(adder, callback):
+    from tickwork import threadgroup
+
+    tg = threadgroup.ThreadGroup(thread_pool_size=1)
+    with pytest.raises(TypeError, match=rf"ThreadGroup\.add_\w+.*callback"):
+        TG_ADDERS[adder](tg, callback)
+    assert tg.timers == [] and tg.threads == []
+    # Nothing was taken from the pool: a real thread still gets the only slot.
+    assert tg.add_thread(lambda: "ok").wait(BOUND) == "ok"
+    assert tg.wait(timeout=BOUND) is True
+    assert no_tickwork_threads_left()

@@ -86,6 +86,30 @@ def _callable_name(f: Any) -> str:
     return f"{module}.{name}" if module else name
 
 
+def _is_async(f: Any) -> bool:
+    """Whether calling ``f`` only creates a coroutine or async generator."""
+    if inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f):
+        return True
+    if inspect.isroutine(f) or isinstance(f, functools.partial):
+        return False
+    call = getattr(type(f), "__call__", None)
+    return call is not None and (inspect.iscoroutinefunction(call)
+                                 or inspect.isasyncgenfunction(call))
+
+
+def _check_callback(what: str, f: Any, param: str = "f") -> None:
+    """TypeError naming ``what`` and ``param`` unless ``f`` is a plain (not async) callable."""
+    if f is None:
+        raise TypeError(f"{what} needs a function to call: {param} is None")
+    if not callable(f):
+        raise TypeError(f"{what} needs a function to call: {param}={f!r} is not callable")
+    if _is_async(f):
+        raise TypeError(
+            f"{what}: {param}={_callable_name(f)} is an async function; calling it only "
+            f"creates a coroutine that would never run. Pass a plain function (for example "
+            f"one that calls asyncio.run() on the coroutine)")
+
+
 def _check_seconds(name: str, value: Any, *, allow_none: bool = True) -> None:
     _clock.check_seconds(name, value, allow_none=allow_none)
 
@@ -177,10 +201,7 @@ class LoopingCallBase:
     def _check_can_start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(self._RUN_ONLY_ONE_MESSAGE)
-        if self.f is None:
-            raise TypeError(f"{type(self).__name__} needs a function to call: f is None")
-        if not callable(self.f):
-            raise TypeError(f"{type(self).__name__}: f must be callable, got {self.f!r}")
+        _check_callback(type(self).__name__, self.f)
 
     def _start(
         self,
@@ -504,7 +525,7 @@ class RetryDecorator:
         self._max_retry_count = max_retry_count
         self._inc_sleep_time = inc_sleep_time
         self._max_sleep_time = max_sleep_time
-        self._exceptions = exceptions
+        self._exceptions = _exception_classes(exceptions)
         self._retry_count = 0
         self._sleep_time = 0.0
 
@@ -513,6 +534,7 @@ class RetryDecorator:
         return DynamicLoopingCall(func, *args, **kwargs)
 
     def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        _check_callback("RetryDecorator", f)
         func_name = _callable_name(f)
 
         @functools.wraps(f)
@@ -524,6 +546,30 @@ class RetryDecorator:
             return evt.wait()
 
         return func
+
+
+def _exception_classes(value: Any) -> type[BaseException] | tuple[type[BaseException], ...]:
+    """What ``except`` accepts, from a class, a tuple, a list or set of classes, or None."""
+    if value is None:
+        return ()
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return value
+    if isinstance(value, (tuple, list, set, frozenset)):
+        classes: list[type[BaseException]] = []
+        for item in value:
+            inner = _exception_classes(item) if isinstance(item, (tuple, list)) else item
+            if isinstance(inner, tuple):
+                classes.extend(inner)
+            elif isinstance(inner, type) and issubclass(inner, BaseException):
+                classes.append(inner)
+            else:
+                raise TypeError(f"RetryDecorator exceptions must be exception classes, "
+                                f"got {item!r} in {value!r}")
+        return tuple(classes)
+    hint = (f" (the class is {type(value).__name__})"
+            if isinstance(value, BaseException) else "")
+    raise TypeError(f"RetryDecorator exceptions must be an exception class or a tuple of "
+                    f"them, got {value!r}{hint}")
 
 
 class _RetryAttempt:

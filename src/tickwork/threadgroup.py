@@ -196,6 +196,7 @@ class ThreadGroup:
                        initial_delay: float | None = None,
                        stop_on_exception: bool = True) -> loopingcall.LoopingCallBase:
         """Run ``callback(*args, **kwargs)`` every ``interval`` seconds; returns the timer."""
+        loopingcall._check_callback("ThreadGroup.add_timer", callback, "callback")
         timer = loopingcall.FixedIntervalLoopingCall(
             _TimerCallback(callback), *(args or ()), **(kwargs or {}))
         return self._started(timer, lambda: timer.start(
@@ -226,6 +227,7 @@ class ThreadGroup:
                                periodic_interval_max: float | None = None,
                                stop_on_exception: bool = True) -> loopingcall.LoopingCallBase:
         """Run ``callback`` again after the seconds it returns (capped); returns the timer."""
+        loopingcall._check_callback("ThreadGroup.add_dynamic_timer", callback, "callback")
         timer = loopingcall.DynamicLoopingCall(
             _TimerCallback(callback), *(args or ()), **(kwargs or {}))
         return self._started(timer, lambda: timer.start(
@@ -300,6 +302,7 @@ class ThreadGroup:
 
         Blocks while ``thread_pool_size`` threads of the group are running.
         """
+        loopingcall._check_callback("ThreadGroup.add_thread", callback, "callback")
         self._slots.acquire()
         thread = Thread(None, self, link=False)
         try:
