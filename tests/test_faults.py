@@ -411,3 +411,99 @@ def test_thread_group_refuses_callbacks_that_could_never_run(adder, callback):
     assert tg.add_thread(lambda: "ok").wait(BOUND) == "ok"
     assert tg.wait(timeout=BOUND) is True
     assert no_tickwork_threads_left()
+
+
+# --- no busy loops from degenerate arguments -------------------------------------------------
+
+
+def always(value):
+    calls = []
+
+    def f():
+        calls.append(1)
+        return value
+
+    f.calls = calls
+    return f
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"jitter": 0, "min_interval": 0},
+    {"max_interval": 0},
+    {"starting_interval": 1, "max_interval": 0, "min_interval": 0},
+    {"min_interval": 5, "max_interval": 0},
+])
+def test_failing_backoff_never_spins_and_reaches_its_timeout(vclock, caplog, kwargs):
+    f = always(False)
+    timer = loopingcall.BackOffLoopingCall(f)
+    done = timer.start(timeout=1, **kwargs)
+    vclock.run_until(done.ready, timeout=10)
+    with pytest.raises(loopingcall.LoopingCallTimeOut):
+        done.wait()
+    # At most one call per BACKOFF_FLOOR of virtual time (plus the first run).
+    assert len(f.calls) <= 1 / loopingcall.BACKOFF_FLOOR + 2
+    floors = [r for r in caplog.records if "waiting at least" in r.getMessage()]
+    assert len(floors) == 1 and floors[0].levelname == "WARNING"
+
+
+def test_backoff_min_above_max_warns_and_uses_max(vclock, caplog):
+    f = always(False)
+    timer = loopingcall.BackOffLoopingCall(f)
+    done = timer.start(starting_interval=1, min_interval=5, max_interval=2, timeout=7)
+    vclock.run_until(done.ready, timeout=100)
+    with pytest.raises(loopingcall.LoopingCallTimeOut):
+        done.wait()
+    assert len(f.calls) == 4  # waits of 2, 2, 2 s; the fourth wait would pass 7 s
+    assert vclock.now() == pytest.approx(1006.0)
+    assert any("max_interval wins" in r.getMessage() for r in caplog.records)
+
+
+def test_dynamic_loop_returning_negative_idle_backs_off(vclock, caplog):
+    f = always(-1)
+    timer = loopingcall.DynamicLoopingCall(f)
+    done = timer.start()
+    vclock.advance(10)
+    timer.stop()
+    vclock.run_until(done.ready, timeout=10)
+    assert done.wait() is True
+    # 0, then 1 ms doubling to 1 s: about 20 calls in 10 s (53,000 in 0.4 s before).
+    assert 10 <= len(f.calls) <= 30
+    warnings_ = [r for r in caplog.records if "negative idle time" in r.getMessage()]
+    assert len(warnings_) == 1 and warnings_[0].levelname == "WARNING"
+
+
+def test_dynamic_loop_single_negative_idle_runs_again_at_once(vclock):
+    """As oslo.service: one negative idle time means "run again now"."""
+    starts = []
+    values = iter([5, -3, 5, -3, -3, 5])
+
+    def f():
+        starts.append(vclock.now())
+        try:
+            return next(values)
+        except StopIteration:
+            raise loopingcall.LoopingCallDone() from None
+
+    loopingcall.DynamicLoopingCall(f).start().wait()
+    t = 1000.0
+    assert starts == pytest.approx([t, t + 5, t + 5, t + 10, t + 10, t + 10.001, t + 15.001])
+
+
+def test_dynamic_negative_backoff_respects_periodic_interval_max(vclock):
+    f = always(-1)
+    timer = loopingcall.DynamicLoopingCall(f)
+    done = timer.start(periodic_interval_max=0.01)
+    vclock.advance(1)
+    timer.stop()
+    vclock.run_until(done.ready, timeout=1)
+    assert 95 <= len(f.calls) <= 110  # capped at 10 ms once the back-off reaches it
+
+
+def test_dynamic_loop_huge_integer_idle_waits_until_stopped():
+    f = always(10 ** 400)
+    timer = loopingcall.DynamicLoopingCall(f)
+    done = timer.start()
+    pause(0.05)
+    timer.stop()
+    assert bounded_wait(done) is True
+    assert f.calls == [1]

@@ -47,6 +47,13 @@ __all__ = [
 FAILURE_BACKOFF_MAX = 60.0
 #: The first wait after a failure of a DynamicLoopingCall without periodic_interval_max.
 FAILURE_BACKOFF_START = 1.0
+#: The shortest wait after a failed run of a BackOffLoopingCall, whatever its arguments
+#: (oslo.service's default ``min_interval``): a back-off never spins.
+BACKOFF_FLOOR = 0.001
+#: A DynamicLoopingCall whose function returns negative idle times again and again
+#: waits this long after the second one, doubling up to NEGATIVE_IDLE_BACKOFF_MAX.
+NEGATIVE_IDLE_BACKOFF_START = 0.001
+NEGATIVE_IDLE_BACKOFF_MAX = 1.0
 
 
 class LoopingCallDone(Exception):
@@ -412,6 +419,7 @@ class DynamicLoopingCall(LoopingCallBase):
               stop_on_exception: bool = True) -> DoneEvent:
         _check_seconds("periodic_interval_max", periodic_interval_max)
         failures = [0]
+        negatives = [0]
 
         def _idle_for(suggested: Any, elapsed: float) -> float:
             if suggested is _FAILED:
@@ -425,18 +433,49 @@ class DynamicLoopingCall(LoopingCallBase):
                 if periodic_interval_max is None:
                     raise RuntimeError(self._TASK_MISSING_SLEEP_VALUE_MESSAGE)
                 return periodic_interval_max
-            if isinstance(suggested, bool) or not isinstance(suggested, numbers.Real) or (
-                    math.isnan(suggested)):
+            if isinstance(suggested, bool) or not isinstance(suggested, numbers.Real):
+                delay = math.nan
+            else:
+                try:
+                    delay = float(suggested)
+                except OverflowError:  # an integer too large for a float: "forever"
+                    delay = math.inf if suggested > 0 else -math.inf
+            if math.isnan(delay):
                 raise TypeError(
                     f"{_callable_name(self.f)} must return the seconds to idle (a number) "
                     f"or None, got {suggested!r}")
-            delay = max(0.0, float(suggested))
+            if delay < 0:
+                return self._negative_idle(delay, negatives, periodic_interval_max)
+            negatives[0] = 0
             if periodic_interval_max is not None and delay > periodic_interval_max:
                 delay = periodic_interval_max
             return delay
 
         return self._start(_idle_for, initial_delay=initial_delay,
                            stop_on_exception=stop_on_exception)
+
+    def _negative_idle(self, delay: float, negatives: list[int],
+                       periodic_interval_max: float | None) -> float:
+        """The wait after the function returned a negative idle time.
+
+        The first in a row runs the function again at once (as oslo.service);
+        each further one in a row waits twice as long as the last, from
+        NEGATIVE_IDLE_BACKOFF_START up to NEGATIVE_IDLE_BACKOFF_MAX (or
+        ``periodic_interval_max`` when smaller), so the loop never spins.
+        """
+        negatives[0] += 1
+        count = negatives[0]
+        if count == 2:
+            LOG.warning("%(func_name)r keeps returning a negative idle time (%(delay)s sec): "
+                        "backing off while it does", {"func_name": _callable_name(self.f),
+                                                      "delay": delay})
+        if count == 1:
+            return 0.0
+        wait = min(NEGATIVE_IDLE_BACKOFF_MAX,
+                   NEGATIVE_IDLE_BACKOFF_START * 2 ** min(count - 2, 32))
+        if periodic_interval_max is not None:
+            wait = min(wait, max(periodic_interval_max, NEGATIVE_IDLE_BACKOFF_START))
+        return wait
 
 
 class BackOffLoopingCall(LoopingCallBase):
@@ -481,8 +520,14 @@ class BackOffLoopingCall(LoopingCallBase):
                             ("max_interval", max_interval), ("jitter", jitter),
                             ("min_interval", min_interval)):
             _check_seconds(name, value, allow_none=False)
+        if min_interval > max_interval:
+            LOG.warning("BackOffLoopingCall of %(func_name)r: min_interval %(min)s is above "
+                        "max_interval %(max)s; max_interval wins",
+                        {"func_name": _callable_name(self.f), "min": min_interval,
+                         "max": max_interval})
         self._error_time = 0.0
         self._interval = starting_interval
+        floored = [False]
 
         def _idle_for(success: Any, elapsed: float) -> float:
             factor = abs(self._jitter_source().gauss(jitter, 0.1))
@@ -491,6 +536,17 @@ class BackOffLoopingCall(LoopingCallBase):
                 self._error_time = 0.0
                 return starting_interval * factor
             idle = min(max(self._interval * 2 * factor, min_interval), max_interval)
+            if idle < BACKOFF_FLOOR:
+                if not floored[0]:
+                    floored[0] = True
+                    LOG.warning("BackOffLoopingCall of %(func_name)r would retry after "
+                                "%(idle)s sec (min_interval=%(min)s, max_interval=%(max)s, "
+                                "jitter=%(jitter)s): waiting at least %(floor)s sec after "
+                                "each failure instead",
+                                {"func_name": _callable_name(self.f), "idle": idle,
+                                 "min": min_interval, "max": max_interval, "jitter": jitter,
+                                 "floor": BACKOFF_FLOOR})
+                idle = BACKOFF_FLOOR
             # The next failure doubles the mean, not this jittered draw.
             self._interval = max(self._interval * 2 * jitter, min_interval)
             spent = self._error_time + idle
