@@ -507,3 +507,60 @@ def test_dynamic_loop_huge_integer_idle_waits_until_stopped():
     timer.stop()
     assert bounded_wait(done) is True
     assert f.calls == [1]
+
+
+# --- after an overrun: the next slot still ahead, no catch-up run -----------------------------
+
+
+@pytest.mark.parametrize("cls", [loopingcall.FixedIntervalLoopingCall,
+                                 loopingcall.FixedIntervalWithTimeoutLoopingCall])
+def test_no_catch_up_run_after_an_overrun(vclock, cls):
+    starts = []
+
+    def f():
+        starts.append(vclock.now())
+        if len(starts) == 1:
+            vclock.sleep(0.151)
+        if len(starts) == 4:
+            raise loopingcall.LoopingCallDone()
+
+    timer = cls(f)
+    timer.start(interval=0.1).wait()
+    t = 1000.0
+    assert starts == pytest.approx([t, t + 0.2, t + 0.3, t + 0.4], abs=1e-9)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert min(gaps) == pytest.approx(0.1)  # never two runs 49 ms apart
+    assert timer.skipped_runs == 1  # the 100 ms slot: skipped, and counted
+
+
+def test_overrun_ending_on_a_slot_runs_that_slot_at_once(vclock):
+    starts = []
+
+    def f():
+        starts.append(vclock.now())
+        if len(starts) == 1:
+            vclock.sleep(0.2)
+        if len(starts) == 3:
+            raise loopingcall.LoopingCallDone()
+
+    timer = loopingcall.FixedIntervalLoopingCall(f)
+    timer.start(interval=0.1).wait()
+    assert starts == pytest.approx([1000.0, 1000.2, 1000.3], abs=1e-9)
+    assert timer.skipped_runs == 1
+
+
+def test_overrun_still_tells_sleep_the_oslo_figure():
+    """oslo.service's tests patch _sleep/_elapsed: after an overrun _sleep is told 0."""
+    from unittest import mock
+
+    calls = []
+
+    def f():
+        calls.append(1)
+        if len(calls) == 3:
+            raise loopingcall.LoopingCallDone()
+
+    with mock.patch("tickwork.loopingcall.LoopingCallBase._sleep") as sleep, \
+            mock.patch("tickwork.loopingcall.LoopingCallBase._elapsed", side_effect=[1.5, 0.2]):
+        loopingcall.FixedIntervalLoopingCall(f).start(interval=1).wait()
+    assert [c.args[0] for c in sleep.call_args_list] == pytest.approx([0, 0.8])

@@ -332,7 +332,20 @@ class LoopingCallBase:
                 idle = 0.0
         now = _clock.monotonic()
         next_due = due + interval
-        if interval > 0 and now >= next_due + interval:
+        if interval > 0 and overrun > 0 and now > next_due:
+            # The run itself outlasted its interval: the slots that passed meanwhile
+            # are skipped, and the next run is the next slot still ahead (a slot
+            # falling due right now counts as ahead).  No catch-up run.
+            missed = max(1, math.ceil((now - next_due) / interval - 1e-9))
+            self.skipped_runs += missed
+            next_due += missed * interval
+            LOG.debug("Function %(func_name)r outlasted its %(interval)s sec interval: "
+                      "%(missed)d scheduled run(s) skipped (%(total)d so far)",
+                      {"func_name": _callable_name(self.f), "interval": interval,
+                       "missed": missed, "total": self.skipped_runs})
+        elif interval > 0 and now >= next_due + interval:
+            # The loop woke up late (the process was stalled): the slot it woke
+            # in runs at once, the ones before it are skipped.
             missed = int((now - next_due) // interval)
             self.skipped_runs += missed
             next_due += missed * interval
