@@ -564,3 +564,87 @@ def test_overrun_still_tells_sleep_the_oslo_figure():
             mock.patch("tickwork.loopingcall.LoopingCallBase._elapsed", side_effect=[1.5, 0.2]):
         loopingcall.FixedIntervalLoopingCall(f).start(interval=1).wait()
     assert [c.args[0] for c in sleep.call_args_list] == pytest.approx([0, 0.8])
+
+
+# --- periodic tasks ------------------------------------------------------------------------------
+
+
+def _manager_class(**spacings):
+    from tickwork import periodic_task
+
+    runs = {}
+
+    def make(name, spacing):
+        @periodic_task.periodic_task(spacing=spacing, run_immediately=True, name=name)
+        def task(self, context):
+            runs[name] = runs.get(name, 0) + 1
+            if name.startswith("fail"):
+                raise RuntimeError(f"{name} failed")
+        return task
+
+    body = {name: make(name, spacing) for name, spacing in spacings.items()}
+    return type("Manager", (periodic_task.PeriodicTasks,), body), runs
+
+
+@pytest.fixture
+def conf():
+    from oslo_config import cfg
+
+    return cfg.ConfigOpts()
+
+
+def test_raise_on_error_loses_no_other_task(vclock, conf):
+    Manager, runs = _manager_class(fail_a=10, b=10, c=10)
+    manager = Manager(conf)
+    errors = 0
+    while vclock.now() < 1032:
+        try:
+            manager.run_periodic_tasks(None, raise_on_error=True)
+        except RuntimeError:
+            errors += 1
+        vclock.advance(1)
+    # Due at 0, 10, 20 and 30 s: every task runs 4 times in 32 s; b and c run one
+    # call (1 s) after the failure of fail_a that came first, as with oslo.service.
+    assert runs == {"fail_a": 4, "b": 4, "c": 4}
+    assert errors == 4
+    stats = manager.periodic_task_stats()
+    assert stats["fail_a"].failures == 4
+    for name in ("b", "c"):
+        assert stats[name].runs == 4 and stats[name].skipped == 0
+        assert stats[name].next_due == pytest.approx(1040.0, abs=1.01)
+
+
+def test_raise_on_error_leaves_the_others_due(vclock, conf):
+    Manager, runs = _manager_class(fail_a=10, b=10)
+    manager = Manager(conf)
+    with pytest.raises(RuntimeError):
+        manager.run_periodic_tasks(None, raise_on_error=True)
+    assert runs == {"fail_a": 1}
+    assert manager.periodic_task_stats()["b"].next_due <= vclock.now()
+    assert manager.run_periodic_tasks(None, raise_on_error=True) == pytest.approx(10)
+    assert runs == {"fail_a": 1, "b": 1}
+
+
+@pytest.mark.parametrize("exc", BASE_EXCEPTIONS)
+def test_base_exception_from_a_task(vclock, conf, exc):
+    """Without raise_on_error it is logged and counted like any error (as oslo)."""
+    from tickwork import periodic_task
+
+    class Manager(periodic_task.PeriodicTasks):
+        @periodic_task.periodic_task(spacing=10, run_immediately=True)
+        def bad(self, context):
+            raise exc("task")
+
+        @periodic_task.periodic_task(spacing=10, run_immediately=True)
+        def good(self, context):
+            self.good_runs = getattr(self, "good_runs", 0) + 1
+
+    manager = Manager(conf)
+    manager.run_periodic_tasks(None)
+    assert manager.good_runs == 1
+    assert manager.periodic_task_stats()["bad"].failures == 1
+    with pytest.raises(exc):
+        vclock.advance(10)
+        manager.run_periodic_tasks(None, raise_on_error=True)
+    assert manager.run_periodic_tasks(None) == pytest.approx(10)
+    assert manager.good_runs == 2

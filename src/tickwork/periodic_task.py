@@ -486,8 +486,21 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                 continue
             if not self._begin(name, state, current):
                 continue
-            self._run_one(name, state, context, raise_on_error)
+            try:
+                self._run_one(name, state, context, raise_on_error)
+            except BaseException:
+                # The error goes to the caller; the tasks still due in this pass
+                # keep their due time, so the next call runs them.
+                self._requeue(due[i + 1:])
+                raise
         return self._idle_for(now())
+
+    def _requeue(self, due: list[tuple[str, _TaskState]]) -> None:
+        """Put tasks taken as due but not run back in the schedule, still due."""
+        with self._periodic_lock:
+            for name, state in due:
+                next_due = state.stats.next_due
+                self._push(name, state, next_due if next_due is not None else now())
 
     def _park(self, name: str, state: _TaskState, current: float) -> None:
         """Hold a task filtered by configuration until its next slot."""
