@@ -15,7 +15,7 @@ import pytest
 
 from tickwork import clock as _clock
 from tickwork import loopingcall
-from tickwork.backend import BackendType, get_backend
+from tickwork.backend import get_backend
 from tickwork.fixture import FakeClock
 
 BOUND = 10.0  # generous real-time bound (seconds) for anything that must end
@@ -404,7 +404,7 @@ def test_thread_group_refuses_callbacks_that_could_never_run(adder, callback):
     from tickwork import threadgroup
 
     tg = threadgroup.ThreadGroup(thread_pool_size=1)
-    with pytest.raises(TypeError, match=rf"ThreadGroup\.add_\w+.*callback"):
+    with pytest.raises(TypeError, match=r"ThreadGroup\.add_\w+.*callback"):
         TG_ADDERS[adder](tg, callback)
     assert tg.timers == [] and tg.threads == []
     # Nothing was taken from the pool: a real thread still gets the only slot.
@@ -528,7 +528,7 @@ def test_no_catch_up_run_after_an_overrun(vclock, cls):
     timer.start(interval=0.1).wait()
     t = 1000.0
     assert starts == pytest.approx([t, t + 0.2, t + 0.3, t + 0.4], abs=1e-9)
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert min(gaps) == pytest.approx(0.1)  # never two runs 49 ms apart
     assert timer.skipped_runs == 1  # the 100 ms slot: skipped, and counted
 
@@ -648,3 +648,111 @@ def test_base_exception_from_a_task(vclock, conf, exc):
         manager.run_periodic_tasks(None, raise_on_error=True)
     assert manager.run_periodic_tasks(None) == pytest.approx(10)
     assert manager.good_runs == 2
+
+
+def test_two_tasks_with_one_name_are_refused(conf):
+    from tickwork import periodic_task
+
+    with pytest.raises(periodic_task.InvalidPeriodicTaskArg,
+                       match="two periodic tasks named 'poll': first and second"):
+        class Manager(periodic_task.PeriodicTasks):
+            @periodic_task.periodic_task(spacing=10, name="poll")
+            def first(self, context):
+                pass
+
+            @periodic_task.periodic_task(spacing=10, name="poll")
+            def second(self, context):
+                pass
+
+
+def test_subclass_task_with_an_inherited_name_still_replaces_it(vclock, conf):
+    from tickwork import periodic_task
+
+    class Parent(periodic_task.PeriodicTasks):
+        @periodic_task.periodic_task(spacing=10, name="poll", run_immediately=True)
+        def first(self, context):
+            self.ran = "parent"
+
+    class Child(Parent):
+        @periodic_task.periodic_task(spacing=10, name="poll", run_immediately=True)
+        def second(self, context):
+            self.ran = "child"
+
+    child = Child(conf)
+    child.run_periodic_tasks(None)
+    assert child.ran == "child" and list(child.periodic_task_stats()) == ["poll"]
+
+
+def test_async_task_is_refused_at_decoration():
+    from tickwork import periodic_task
+
+    for deco in (periodic_task.periodic_task, periodic_task.periodic_task(spacing=5)):
+        with pytest.raises(periodic_task.InvalidPeriodicTaskArg, match="async"):
+            deco(async_task)
+        with pytest.raises(periodic_task.InvalidPeriodicTaskArg, match="async"):
+            deco(staticmethod(async_task))
+
+
+@pytest.mark.parametrize("order", ["decorator outside", "decorator inside"])
+def test_staticmethod_and_classmethod_tasks_run(vclock, conf, order):
+    from tickwork import periodic_task
+
+    seen = []
+    deco = periodic_task.periodic_task(spacing=10, run_immediately=True)
+
+    def wrap(kind, f):
+        return deco(kind(f)) if order == "decorator outside" else kind(deco(f))
+
+    class Manager(periodic_task.PeriodicTasks):
+        def s(context):
+            seen.append(("static", context))
+
+        def c(cls, context):
+            seen.append(("class", cls.__name__, context))
+
+        s = wrap(staticmethod, s)
+        c = wrap(classmethod, c)
+
+    manager = Manager(conf)
+    assert sorted(manager.periodic_task_stats()) == ["c", "s"]
+    manager.run_periodic_tasks("ctx")
+    assert sorted(seen) == [("class", "Manager", "ctx"), ("static", "ctx")]
+    assert manager.periodic_task_stats()["s"].failures == 0
+    Manager.s("direct")  # still a staticmethod on the class
+    assert ("static", "direct") in seen
+
+
+def test_staticmethod_override_of_a_task_is_called(vclock, conf):
+    from tickwork import periodic_task
+
+    seen = []
+
+    class Parent(periodic_task.PeriodicTasks):
+        @periodic_task.periodic_task(spacing=10, run_immediately=True)
+        def poll(self, context):
+            seen.append("parent")
+
+    class Child(Parent):
+        @staticmethod
+        def poll(context):
+            seen.append(("child", context))
+
+    Child(conf).run_periodic_tasks("ctx")
+    assert seen == [("child", "ctx")]
+
+
+def test_huge_integer_spacing_names_the_problem():
+    from tickwork import periodic_task
+
+    with pytest.raises(periodic_task.InvalidPeriodicTaskArg, match="spacing must be a finite"):
+        periodic_task.periodic_task(spacing=10 ** 400)
+
+
+def test_manager_with_conf_none_names_the_problem():
+    from tickwork import periodic_task
+
+    class Manager(periodic_task.PeriodicTasks):
+        pass
+
+    with pytest.raises(TypeError, match="Manager needs an oslo.config ConfigOpts"):
+        Manager(None)

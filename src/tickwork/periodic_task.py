@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import functools
 import heapq
+import inspect
 import logging as std_logging
 import math
 import numbers
@@ -103,10 +104,57 @@ def _check_spacing(spacing: Any) -> float:
     if isinstance(spacing, bool) or not isinstance(spacing, numbers.Real):
         raise InvalidPeriodicTaskArg(
             f"periodic_task spacing must be a number of seconds, got {spacing!r}", arg="spacing")
-    if math.isnan(spacing) or math.isinf(spacing):
+    try:
+        finite = math.isfinite(float(spacing))
+    except OverflowError:
+        digits = len(str(abs(cast(int, spacing))))
+        raise InvalidPeriodicTaskArg(
+            "periodic_task spacing must be a finite number of seconds, got an integer too "
+            f"large for a float ({digits} digits)", arg="spacing") from None
+    if not finite:
         raise InvalidPeriodicTaskArg(
             f"periodic_task spacing must be finite, got {spacing!r}", arg="spacing")
     return cast(float, spacing)
+
+
+def _is_async(f: Any) -> bool:
+    """Whether calling ``f`` only creates a coroutine or async generator."""
+    return inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
+
+
+def _task_function(attr: str, value: Any, info: Any) -> Callable[..., Any]:
+    """A ``task(self, context)`` function for a staticmethod or classmethod task.
+
+    ``info`` carries the ``@periodic_task`` settings (the descriptor itself
+    when decorated outside, its function when decorated inside).
+    """
+
+    def run(self: Any, context: Any) -> Any:
+        return value.__get__(self, type(self))(context)
+
+    func = value.__func__
+    for key in ("__module__", "__doc__"):
+        setattr(run, key, getattr(func, key, None))
+    run.__name__ = attr
+    run.__qualname__ = getattr(func, "__qualname__", attr)
+    run.__wrapped__ = func  # type: ignore[attr-defined]
+    for key in _TASK_ATTRS:
+        setattr(run, key, getattr(info, key))
+    return run
+
+
+_TASK_ATTRS = ("_periodic_task", "_periodic_external_ok", "_periodic_enabled", "_periodic_name",
+               "_periodic_spacing", "_periodic_immediate", "_periodic_last_run")
+
+
+def _as_task(attr: str, value: Any) -> Any:
+    """``value`` as the class's task function: descriptors of tasks are unwrapped."""
+    if isinstance(value, (staticmethod, classmethod)):
+        if getattr(value, "_periodic_task", False):
+            return _task_function(attr, value, value)
+        if getattr(value.__func__, "_periodic_task", False):
+            return _task_function(attr, value, value.__func__)
+    return value
 
 
 def periodic_task(*args: Any, **kwargs: Any) -> Any:
@@ -144,8 +192,14 @@ def periodic_task(*args: Any, **kwargs: Any) -> Any:
                                      arg="name")
 
     def decorator(f: _F) -> _F:
-        if not callable(f):
+        descriptor = isinstance(f, (staticmethod, classmethod))
+        if not callable(f) and not descriptor:
             raise InvalidPeriodicTaskArg(f"periodic_task decorates functions, got {f!r}")
+        if _is_async(f.__func__ if descriptor else f):  # type: ignore[attr-defined]
+            raise InvalidPeriodicTaskArg(
+                f"periodic_task cannot run async functions: {f.__qualname__} would only "
+                f"create a coroutine that never runs. Decorate a plain method (for example "
+                f"one that calls asyncio.run() on the coroutine)")
         f._periodic_task = True  # type: ignore[attr-defined]
         f._periodic_external_ok = bool(kwargs.get("external_process_ok", False))  # type: ignore[attr-defined]
         f._periodic_enabled = bool(kwargs.get("enabled", True))  # type: ignore[attr-defined]
@@ -181,14 +235,24 @@ class _PeriodicTasksMeta(type):
         by_attr = {getattr(task, "__name__", None): i for i, (_n, task) in enumerate(inherited)}
         replaced: dict[int, Callable[..., Any] | None] = {}
         own = []
+        own_attr: dict[str, str] = {}
         for attr, value in dict_.items():
+            value = _as_task(attr, value)
             if getattr(value, "_periodic_task", False):
+                task_name = value._periodic_name
+                if task_name in own_attr:
+                    raise InvalidPeriodicTaskArg(
+                        f"{cls.__name__} has two periodic tasks named {task_name!r}: "
+                        f"{own_attr[task_name]} and {attr}; only one of them would run. "
+                        f"Give one of them another name=", arg=task_name)
+                own_attr[task_name] = attr
                 # A decorated redefinition replaces the inherited task.
                 for i in (by_attr.get(attr), by_name.get(value._periodic_name)):
                     if i is not None:
                         replaced[i] = None
                 own.append(value)
-            elif callable(value) and attr in by_attr:
+            elif (callable(value) or isinstance(value, (staticmethod, classmethod))) and (
+                    attr in by_attr):
                 # A plain override of an inherited task's method: the task calls it.
                 i = by_attr[attr]
                 replaced.setdefault(i, _override(inherited[i][1], value))
@@ -210,15 +274,20 @@ class _PeriodicTasksMeta(type):
         return _register(cls._periodic_tasks, cls._periodic_spacing, task)
 
 
-def _override(task: Callable[..., Any], func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` carrying ``task``'s periodic settings."""
+def _override(task: Callable[..., Any], func: Any) -> Callable[..., Any]:
+    """``func`` (a function, staticmethod or classmethod) carrying ``task``'s periodic settings."""
+    if isinstance(func, (staticmethod, classmethod)):
+        descriptor = func
 
-    @functools.wraps(func)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
+        @functools.wraps(descriptor.__func__)
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return descriptor.__get__(self, type(self))(*args, **kwargs)
+    else:
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
 
-    for key in ("_periodic_task", "_periodic_external_ok", "_periodic_enabled", "_periodic_name",
-                "_periodic_spacing", "_periodic_immediate", "_periodic_last_run"):
+    for key in _TASK_ATTRS:
         setattr(run, key, getattr(task, key))
     return run
 
@@ -306,6 +375,9 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         super().__init__()
+        if conf is None:
+            raise TypeError(f"{type(self).__name__} needs an oslo.config ConfigOpts (for "
+                            f"example cfg.CONF) for its options, got None")
         self.conf = conf
         self.conf.register_opts(periodic_opts)
         # Per-instance copies: add_periodic_task changes this instance only.
