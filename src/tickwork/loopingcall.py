@@ -99,7 +99,11 @@ def _is_async(f: Any) -> bool:
         return True
     if inspect.isroutine(f) or isinstance(f, functools.partial):
         return False
-    call = getattr(type(f), "__call__", None)
+    call = None
+    for klass in type(f).__mro__:
+        if "__call__" in vars(klass):
+            call = vars(klass)["__call__"]
+            break
     return call is not None and (inspect.iscoroutinefunction(call)
                                  or inspect.isasyncgenfunction(call))
 
@@ -452,7 +456,7 @@ class DynamicLoopingCall(LoopingCallBase):
                 try:
                     delay = float(suggested)
                 except OverflowError:  # an integer too large for a float: "forever"
-                    delay = math.inf if suggested > 0 else -math.inf
+                    delay = math.inf if suggested > 0 else -math.inf  # type: ignore[operator]
             if math.isnan(delay):
                 raise TypeError(
                     f"{_callable_name(self.f)} must return the seconds to idle (a number) "
