@@ -756,3 +756,23 @@ def test_manager_with_conf_none_names_the_problem():
 
     with pytest.raises(TypeError, match="Manager needs an oslo.config ConfigOpts"):
         Manager(None)
+
+
+# --- services: errors that name the problem ------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["launch", "launch workers=2", "ServiceLauncher",
+                                 "ProcessLauncher"])
+def test_conf_none_names_the_problem(how):
+    from tickwork import service
+
+    with pytest.raises(TypeError, match="conf must be an oslo.config ConfigOpts"):
+        if how == "launch":
+            service.launch(None, service.Service())
+        elif how == "launch workers=2":
+            service.launch(None, service.Service(), workers=2)
+        elif how == "ServiceLauncher":
+            service.ServiceLauncher(None)
+        else:
+            service.ProcessLauncher(None)
+    assert no_tickwork_threads_left()

@@ -111,6 +111,8 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
 
 def _register(conf: cfg.ConfigOpts, opts: Iterable[cfg.Opt]) -> None:
     """Register ``opts`` on ``conf``, keeping any option the project already declared."""
+    if conf is None:
+        raise TypeError("conf must be an oslo.config ConfigOpts (for example cfg.CONF), got None")
     for opt in opts:
         if opt.dest not in conf:
             conf.register_opt(opt)
