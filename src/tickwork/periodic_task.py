@@ -105,7 +105,8 @@ def _check_spacing(spacing: Any) -> float:
         raise InvalidPeriodicTaskArg(
             f"periodic_task spacing must be a number of seconds, got {spacing!r}", arg="spacing")
     try:
-        finite = math.isfinite(float(spacing))
+        # -inf is negative: it disables the task, as any negative spacing.
+        finite = math.isfinite(float(spacing)) or float(spacing) == -math.inf
     except OverflowError:
         digits = len(str(abs(cast(int, spacing))))
         raise InvalidPeriodicTaskArg(
