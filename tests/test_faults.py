@@ -41,8 +41,9 @@ def no_tickwork_threads_left():
 
 def bounded_wait(done, timeout=BOUND):
     """``done.wait()`` that fails the test instead of hanging."""
-    wait_for(done.ready, timeout)
-    return done.wait()
+    result = done.wait(timeout)
+    assert done.ready(), "the loop did not end in time"
+    return result
 
 
 @pytest.fixture
@@ -776,3 +777,187 @@ def test_conf_none_names_the_problem(how):
         else:
             service.ProcessLauncher(None)
     assert no_tickwork_threads_left()
+
+
+# --- thread groups: BaseExceptions from timers and threads, stop/wait from inside --------------
+
+
+@pytest.mark.parametrize("exc", BASE_EXCEPTIONS)
+@pytest.mark.parametrize("adder", ["add_timer", "add_dynamic_timer", "add_thread"])
+def test_base_exception_from_a_group_callback(adder, exc, caplog):
+    from tickwork import threadgroup
+
+    tg = threadgroup.ThreadGroup()
+    ran = []
+
+    def callback():
+        ran.append(1)
+        raise exc("from the callback")
+
+    if adder == "add_timer":
+        tg.add_timer(0.001, callback)
+    elif adder == "add_dynamic_timer":
+        tg.add_dynamic_timer(callback, periodic_interval_max=0.001)
+    else:
+        tg.add_thread(callback)
+    wait_for(lambda: ran)
+    assert tg.wait(timeout=BOUND) is True
+    tg.stop()
+    assert tg.wait(timeout=BOUND) is True
+    assert ran == [1]  # the error ended the timer: it did not run again
+    assert any("Error waiting on" in r.getMessage() and r.exc_info
+               and r.exc_info[0] is exc for r in caplog.records)
+    assert no_tickwork_threads_left()
+
+
+def test_error_from_a_link_callback_does_not_hang_the_group():
+    """The group's own bookkeeping is linked first: a failing link cannot undo it.
+
+    (A SystemExit or KeyboardInterrupt from a link is eventlet's business: the
+    hub re-raises it in the main greenlet, as for any greenthread.)
+    """
+    exc = RuntimeError
+    from tickwork import threadgroup
+
+    tg = threadgroup.ThreadGroup()
+    linked = []
+
+    def on_end(thread):
+        linked.append(thread)
+        raise exc("from the link")
+
+    release = get_backend().event()
+    thread = tg.add_thread(release.wait, BOUND)
+    thread.link(on_end)
+    release.set()
+    wait_for(lambda: linked)
+    assert tg.wait(timeout=BOUND) is True
+    assert tg.threads == [] and tg._slots.in_use == 0
+    assert no_tickwork_threads_left()
+
+
+@pytest.mark.parametrize("call", ["stop", "stop graceful", "stop_timers wait", "wait",
+                                  "timer.stop", "timer.wait refused"])
+@pytest.mark.parametrize("where", ["timer", "thread"])
+def test_group_calls_from_inside_the_groups_own_callbacks(where, call):
+    from tickwork import threadgroup
+
+    tg = threadgroup.ThreadGroup()
+    other = tg.add_timer(0.001, lambda: None)
+    outcome = []
+
+    def inside():
+        try:
+            if call == "stop":
+                tg.stop()
+            elif call == "stop graceful":
+                tg.stop(graceful=True)
+            elif call == "stop_timers wait":
+                tg.stop_timers(wait=True)
+            elif call == "wait":
+                tg.stop_timers()
+                tg.wait()
+            elif call == "timer.stop":
+                other.stop()
+            else:
+                wait_for(lambda: own_box)
+                try:
+                    (own_box[0] if where == "timer" else other).wait()
+                except RuntimeError as e:
+                    assert where == "timer" and "wait() called from inside" in str(e)
+                else:
+                    assert where == "thread"  # waiting for another loop is fine
+        except BaseException as e:  # noqa: B902 - recorded, then re-raised
+            outcome.append(e)
+            raise
+        outcome.append("returned")
+        if where == "timer":
+            raise loopingcall.LoopingCallDone()
+
+    own_box = []
+    if call == "timer.wait refused":
+        other.stop()
+    if where == "timer":
+        own_box.append(tg.add_timer(0.001, inside))
+    else:
+        own_box.append(tg.add_thread(inside))
+    wait_for(lambda: outcome)
+    assert outcome == ["returned"]
+    tg.stop()
+    assert tg.wait(timeout=BOUND) is True
+    assert no_tickwork_threads_left()
+
+
+# --- start/stop races: 1,000 cycles, no thread left behind -----------------------------------
+
+
+def _native_threads():
+    import threading
+
+    return {t for t in threading.enumerate() if t.name.startswith("tickwork")}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_start_stop_cycles_leave_no_thread(kind):
+    cls, kwargs, result = STARTERS[kind]
+    before = _native_threads()
+    timer = cls(lambda: result)
+    for i in range(1000):
+        done = timer.start(**kwargs)
+        if i % 2:
+            pause(0)  # let it run once in half of the cycles
+        timer.stop()
+        assert bounded_wait(done) is True
+    assert timer._thread is None
+    assert no_tickwork_threads_left()
+    wait_for(lambda: _native_threads() <= before)
+
+
+def test_racing_starts_get_one_loop():
+    """Two threads calling start() at once: never two loops at the same time."""
+    timer = loopingcall.FixedIntervalLoopingCall(lambda: None)
+    for _ in range(1000):
+        results = []
+
+        def starter(results):
+            try:
+                results.append(timer.start(interval=0.001))
+            except RuntimeError as e:
+                assert "can only run one function at a time" in str(e)
+                results.append(None)
+
+        threads = [get_backend().spawn(starter, results) for _ in range(2)]
+        for t in threads:
+            t.wait(BOUND)
+        started = [r for r in results if r is not None]
+        assert len(results) == 2 and len(started) == 1  # the loop never ends by itself
+        timer.stop()
+        assert bounded_wait(started[0]) is True
+    assert no_tickwork_threads_left()
+
+
+def test_thread_group_timer_cycles_leave_no_thread():
+    from tickwork import threadgroup
+
+    before = _native_threads()
+    tg = threadgroup.ThreadGroup()
+    for i in range(1000):
+        tg.add_timer(0.001, lambda: None)
+        if i % 3 == 0:
+            tg.add_thread(lambda: None)
+        tg.stop(graceful=bool(i % 2))
+        assert tg.wait(timeout=BOUND) is True
+    assert tg.timers == [] and tg.threads == [] and tg._slots.in_use == 0
+    assert no_tickwork_threads_left()
+    wait_for(lambda: _native_threads() <= before)
+
+
+def test_stop_racing_the_first_run_on_virtual_time(vclock):
+    """stop() right after start(): at most the first run happens, none after."""
+    for _ in range(1000):
+        calls = []
+        timer = loopingcall.FixedIntervalLoopingCall(calls.append, 1)
+        done = timer.start(interval=1)
+        timer.stop()
+        assert done.wait() is True
+        assert len(calls) <= 1 and timer.runs == len(calls)
