@@ -8,6 +8,8 @@ generous bounds.  Runs on both backends (the autouse ``backend`` fixture).
 
 import inspect
 import math
+import signal
+import sys
 import time
 import warnings
 
@@ -961,3 +963,156 @@ def test_stop_racing_the_first_run_on_virtual_time(vclock):
         timer.stop()
         assert done.wait() is True
         assert len(calls) <= 1 and timer.runs == len(calls)
+
+
+# --- real service processes, real signals, mid-task -------------------------------------------
+
+_SERVICE_SCRIPT = '''
+import os, sys, time
+from oslo_config import cfg
+from oslo_log import log as logging
+from tickwork import backend, periodic_task, service
+
+
+def say(*words):
+    sys.stdout.write(" ".join(map(str, words)) + "\\n")
+    sys.stdout.flush()
+
+
+class Manager(periodic_task.PeriodicTasks):
+    def __init__(self, conf, duration):
+        super().__init__(conf)
+        self.duration = duration
+
+    @periodic_task.periodic_task(spacing=0.1, run_immediately=True)
+    def slow(self, context):
+        n = self.periodic_task_stats()["slow"].runs
+        say("task-start", os.getpid(), n)
+        if self.duration < 0:
+            time.sleep(1000)  # hangs, and blocks even eventlet's hub
+        backend.get_backend().native_sleep(self.duration)
+        say("task-end", os.getpid(), n)
+
+
+class Svc(service.Service):
+    def start(self):
+        say("started", os.getpid())
+        super().start()
+
+    def reset(self):
+        say("reset", os.getpid())
+
+    def wait(self):
+        super().wait()
+        stats = self.manager.periodic_task_stats()["slow"]
+        say("stats", os.getpid(), stats.runs, stats.failures, stats.skipped)
+
+
+def main():
+    backend.init_backend(sys.argv[1])
+    workers, timeout, duration = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    conf = cfg.ConfigOpts()
+    logging.register_options(conf)
+    conf([], project="t", default_config_files=[])
+    conf.register_opts(service.service_opts)
+    conf.set_override("graceful_shutdown_timeout", timeout)
+    conf.set_override("log_options", False)
+    logging.setup(conf, "t")
+    svc = Svc(manager=Manager(conf, duration), periodic_fuzzy_delay=0)
+    launcher = service.launch(conf, svc, workers=workers)
+    status = launcher.wait()
+    say("exit", status)
+    sys.exit(status or 0)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.fixture
+def service_process(tmp_path):
+    from tests.test_service import _Proc
+
+    path = tmp_path / "faultsvc.py"
+    path.write_text(_SERVICE_SCRIPT)
+    procs = []
+
+    def start(backend_name, workers=1, timeout=10, duration=0.4):
+        proc = _Proc([sys.executable, "-W", "ignore", str(path), backend_name, str(workers),
+                      str(timeout), str(duration)])
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+
+
+def _mid_task(proc, pids=1):
+    """True once ``pids`` processes are each inside a run of the task."""
+    running = {}
+    for line in list(proc.lines):
+        words = line.split()
+        if words[:1] == ["task-start"]:
+            running[words[1]] = True
+        elif words[:1] == ["task-end"]:
+            running[words[1]] = False
+    return sum(running.values()) >= pids
+
+
+def _check_every_run_finished_and_counted(proc):
+    """Each started run ended, and each process's statistics count exactly its runs."""
+    starts, ends, stats = {}, {}, {}
+    for words in proc.words("task-start"):
+        starts.setdefault(words[0], []).append(int(words[1]))
+    for words in proc.words("task-end"):
+        ends.setdefault(words[0], []).append(int(words[1]))
+    for words in proc.words("stats"):
+        stats[words[0]] = [int(w) for w in words[1:]]  # the last report of each process
+    assert starts, proc.lines
+    for pid, runs in starts.items():
+        assert ends.get(pid) == runs, f"runs cut short in {pid}:\n" + "\n".join(proc.lines)
+        assert runs == list(range(1, len(runs) + 1))
+        assert stats[pid][0] == len(runs), stats
+        assert stats[pid][1] == 0
+    return starts
+
+
+@pytest.mark.parametrize("signame, workers", [("SIGTERM", 1), ("SIGINT", 1), ("SIGTERM", 2)])
+def test_signal_mid_task_lets_the_run_finish_and_counts_it(backend, service_process,
+                                                           signame, workers):
+    proc = service_process(backend.value, workers=workers)
+    proc.wait_for(lambda: _mid_task(proc, workers))
+    started = time.monotonic()
+    proc.signal(getattr(signal, signame))
+    assert proc.finish() == 0
+    assert time.monotonic() - started < 5  # well inside graceful_shutdown_timeout (10 s)
+    assert proc.words("exit") == [["None"]]
+    assert len(_check_every_run_finished_and_counted(proc)) == workers
+
+
+def test_sighup_mid_task_restarts_without_losing_the_run(backend, service_process):
+    proc = service_process(backend.value, duration=0.3)
+    proc.wait_for(lambda: _mid_task(proc))
+    proc.signal(signal.SIGHUP)
+    proc.wait_for(lambda: proc.words("reset") and len(proc.words("started")) == 2)
+    runs_at_restart = len(proc.words("task-start"))
+    proc.wait_for(lambda: len(proc.words("task-start")) >= runs_at_restart + 2)  # runs again
+    proc.wait_for(lambda: _mid_task(proc))
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 0
+    _check_every_run_finished_and_counted(proc)
+
+
+def test_task_hanging_past_graceful_shutdown_timeout(backend, service_process):
+    proc = service_process(backend.value, timeout=1, duration=-1)
+    proc.wait_for(lambda: _mid_task(proc))
+    [[pid, _]] = proc.words("task-start")
+    started = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 1
+    took = time.monotonic() - started
+    assert 0.9 <= took < 6, took
+    assert any("Graceful shutdown timeout" in line for line in proc.lines)
+    assert proc.words("task-end") == []  # the hung run was cut short, and said so
