@@ -41,7 +41,6 @@ import posix  # the unpatched read/write: eventlet's green ones may block
 import random
 import select
 import signal
-import socket
 import sys
 import threading
 import time
@@ -51,8 +50,8 @@ from typing import Any, NoReturn
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from tickwork import _options, systemd, threadgroup
 from tickwork import clock as _clock
-from tickwork import threadgroup
 from tickwork.backend import BackendType, get_backend
 
 LOG = logging.getLogger(__name__)
@@ -67,6 +66,7 @@ __all__ = [
     "Services",
     "SignalExit",
     "SignalHandler",
+    "Singleton",
     "launch",
     "notify_ready",
     "list_opts",
@@ -76,32 +76,9 @@ __all__ = [
 
 _RESTART_METHODS = ("reload", "mutate")
 
-service_opts = [
-    cfg.IntOpt("graceful_shutdown_timeout", default=60, min=0,
-               help="Seconds a service may take to stop after SIGTERM or SIGINT (running "
-                    "tasks included) before the process exits anyway. 0 waits forever."),
-    cfg.BoolOpt("log_options", default=True,
-                help="Log the value of every registered option (at DEBUG level) when a "
-                     "service starts."),
-]
-
-periodic_opts = [
-    cfg.BoolOpt("periodic_enable", default=True,
-                help="Run the periodic tasks of a service's manager. (nova, cinder and "
-                     "neutron default: True.)"),
-    cfg.IntOpt("periodic_interval", default=60, min=1,
-               help="Seconds between two passes over the periodic tasks when a service "
-                    "uses the fixed pattern: a task runs at the first pass at or after it "
-                    "is due, so it can be up to this late. (cinder: 60, neutron: 40.)"),
-    cfg.IntOpt("periodic_interval_max", default=60, min=0,
-               help="Longest idle time between two passes when a service uses the dynamic "
-                    "pattern (it otherwise idles until the next task is due). 0 means no "
-                    "cap beyond the manager's own (60 s). (magnum, sahara, senlin: 60.)"),
-    cfg.IntOpt("periodic_fuzzy_delay", default=60, min=0,
-               help="The first pass over the periodic tasks happens after a random delay "
-                    "of up to this many seconds, so services started together do not run "
-                    "their tasks at the same moments. 0 disables it. (nova, cinder: 60.)"),
-]
+service_opts = _options.service_opts
+#: The options of ``Service(manager=...)``'s periodic wiring.
+periodic_opts = _options.service_periodic_opts
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
@@ -164,7 +141,9 @@ def _in_main_thread() -> bool:
     return True
 
 
-class _Singleton(type):
+class Singleton(type):
+    """Metaclass: one instance per class (``oslo_service.service.Singleton``)."""
+
     _instances: dict[type, Any] = {}
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -173,7 +152,10 @@ class _Singleton(type):
         return cls._instances[cls]
 
 
-class SignalHandler(metaclass=_Singleton):
+_Singleton = Singleton
+
+
+class SignalHandler(metaclass=Singleton):
     """The process's signal handlers, and the self-pipe the main loop sleeps on.
 
     Handlers run as Python signal handlers do (in the main thread, between two
@@ -187,8 +169,15 @@ class SignalHandler(metaclass=_Singleton):
             and not sig.name.startswith("SIG_")
         }
         self._signals_by_name = {name: value for value, name in self.signals_to_name.items()}
-        self._handlers: dict[int, list[Callable[..., Any]]] = collections.defaultdict(list)
+        self._signal_handlers: dict[int, list[Callable[..., Any]]] = (
+            collections.defaultdict(list))
         self._previous: dict[int, Any] = {}
+        # As in oslo.service: whether the unpatched select module has poll()
+        # (then the eventlet hub may sleep in poll through a signal).  The
+        # self-pipe below wakes the waiting loop either way; kept for code
+        # that reads it.
+        self.__force_interrupt_on_signal = hasattr(
+            get_backend().original_module("select"), "poll")
         self._open_pipe()
 
     def _open_pipe(self) -> None:
@@ -208,13 +197,13 @@ class SignalHandler(metaclass=_Singleton):
 
     def clear(self) -> None:
         """Remove the handlers added here; each signal gets back its earlier handler."""
-        for signo in set(self._handlers) | set(self._previous):
+        for signo in set(self._signal_handlers) | set(self._previous):
             previous = self._previous.pop(signo, signal.SIG_DFL)
             try:
                 signal.signal(signo, signal.SIG_DFL if previous is None else previous)
             except (ValueError, OSError, TypeError):
                 pass
-        self._handlers.clear()
+        self._signal_handlers.clear()
 
     def _install(self, signo: int, action: Any) -> None:
         previous = signal.signal(signo, action)
@@ -243,17 +232,17 @@ class SignalHandler(metaclass=_Singleton):
             LOG.warning("Signal handlers can only be installed from the main thread; "
                         "%s is not handled", sig)
             return
-        self._handlers[signo].append(handler)
+        self._signal_handlers[signo].append(handler)
 
     def ignore(self, sig: str | int) -> None:
         signo = self._resolve(sig)
         if signo is not None and _in_main_thread():
-            self._handlers.pop(signo, None)
+            self._signal_handlers.pop(signo, None)
             self._install(signo, signal.SIG_IGN)
 
     def _handle_signal(self, signo: int, frame: Any) -> None:
         self.wake()
-        for handler in list(self._handlers.get(signo, ())):
+        for handler in list(self._signal_handlers.get(signo, ())):
             handler(signo, frame)
 
     def wake(self) -> None:
@@ -409,9 +398,12 @@ class Service(ServiceBase):
         super().__init__()
         self.tg = threadgroup.ThreadGroup(threads)
         self.backdoor_port: Any = None
-        self.manager = manager
-        self.context = context
-        self.periodic_timer: Any = None
+        # tickwork's own state has tickwork names: subclasses commonly set
+        # self.manager, self.conf, self.context themselves (an RPC service
+        # owning an RPC manager), and oslo's Service.start() does nothing.
+        self._tw_manager = manager
+        self._tw_context = context
+        self._tw_timer: Any = None
         if periodic_pattern not in _PATTERNS:
             raise ValueError(f"periodic_pattern must be one of {_PATTERNS}, "
                              f"got {periodic_pattern!r}")
@@ -421,7 +413,7 @@ class Service(ServiceBase):
                                      ("periodic_fuzzy_delay", periodic_fuzzy_delay, True)):
             if value is not None:
                 _clock.check_seconds(name, value, allow_zero=zero_ok)
-        self._overrides = {
+        self._tw_overrides = {
             "periodic_enable": periodic_enable,
             "periodic_interval": periodic_interval,
             "periodic_interval_max": periodic_interval_max,
@@ -434,12 +426,12 @@ class Service(ServiceBase):
             if conf is None:
                 conf = getattr(manager, "conf", None) or cfg.CONF
             _register(conf, periodic_opts)
-        self.conf = conf
+        self._tw_conf = conf
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["tg"] = self.tg.thread_pool_size
-        state["periodic_timer"] = None
+        state["_tw_timer"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -448,18 +440,34 @@ class Service(ServiceBase):
         self.tg = threadgroup.ThreadGroup(pool)
 
     def _option(self, name: str) -> Any:
-        value = self._overrides.get(name)
+        value = self._tw_overrides.get(name)
         if value is not None:
             return value
-        return getattr(self.conf, name)
+        return getattr(self._tw_conf, name)
+
+    @property
+    def periodic_manager(self) -> Any:
+        """The manager given as ``Service(manager=...)`` (None without one)."""
+        return self._tw_manager
+
+    @property
+    def periodic_conf(self) -> cfg.ConfigOpts | None:
+        """Where the periodic options are read (None without a manager or ``conf``)."""
+        return self._tw_conf
+
+    @property
+    def periodic_timer(self) -> Any:
+        """The timer driving the passes over the manager's tasks while it runs."""
+        return self._tw_timer
 
     def reset(self) -> None:
         """Nothing to reset by default."""
 
     def start(self) -> None:
-        """Start the service: schedule the manager's periodic tasks, if any."""
+        """Start the service: schedule the periodic tasks of the manager given to
+        ``__init__``, if any (an attribute ``manager`` set by a subclass is its own)."""
         LOG.info("Starting %s", type(self).__name__)
-        if self.manager is None:
+        if self._tw_manager is None:
             return
         if not self._option("periodic_enable"):
             LOG.info("Periodic tasks of %s are disabled", type(self).__name__)
@@ -470,31 +478,31 @@ class Service(ServiceBase):
         if self.periodic_pattern == "fixed":
             interval = self._option("periodic_interval")
             _clock.check_seconds("periodic_interval", interval, allow_zero=False)
-            self.periodic_timer = self.tg.add_timer_args(
+            self._tw_timer = self.tg.add_timer_args(
                 interval, self.periodic_tasks, initial_delay=initial_delay,
                 stop_on_exception=False)
             LOG.info("Running the periodic tasks of %(mgr)s every %(interval)s s "
                      "(fixed pattern), first pass in %(delay).1f s",
-                     {"mgr": type(self.manager).__name__, "interval": interval,
+                     {"mgr": type(self._tw_manager).__name__, "interval": interval,
                       "delay": initial_delay or 0})
         else:
             cap = self._option("periodic_interval_max")
             _clock.check_seconds("periodic_interval_max", cap)
-            self.periodic_timer = self.tg.add_dynamic_timer_args(
+            self._tw_timer = self.tg.add_dynamic_timer_args(
                 self.periodic_tasks, initial_delay=initial_delay,
                 periodic_interval_max=cap or None, stop_on_exception=False)
             LOG.info("Running the periodic tasks of %(mgr)s when due (dynamic pattern, "
                      "idle at most %(cap)s s), first pass in %(delay).1f s",
-                     {"mgr": type(self.manager).__name__, "cap": cap or "-",
+                     {"mgr": type(self._tw_manager).__name__, "cap": cap or "-",
                       "delay": initial_delay or 0})
 
     def periodic_context(self) -> Any:
-        """The context passed to the tasks of one pass (default: ``self.context``)."""
-        return self.context
+        """The context passed to the tasks of one pass (default: ``context`` of ``__init__``)."""
+        return self._tw_context
 
     def periodic_tasks(self, raise_on_error: bool = False) -> Any:
         """One pass over the manager's due tasks; returns the seconds until the next is due."""
-        return self.manager.run_periodic_tasks(self.periodic_context(),
+        return self._tw_manager.run_periodic_tasks(self.periodic_context(),
                                                raise_on_error=raise_on_error)
 
     def stop(self, graceful: bool = False) -> None:
@@ -503,15 +511,15 @@ class Service(ServiceBase):
         A manager's per-task statistics are logged (INFO) on the way out.
         """
         LOG.info("Stopping %s", type(self).__name__)
-        self.periodic_timer = None
+        self._tw_timer = None
         self.tg.stop(graceful)
-        log_stats = getattr(self.manager, "log_periodic_task_stats", None)
+        log_stats = getattr(self._tw_manager, "log_periodic_task_stats", None)
         if log_stats is not None:
             try:
                 log_stats()
             except Exception:
                 LOG.exception("Could not log the periodic task statistics of %s",
-                              type(self.manager).__name__)
+                              type(self._tw_manager).__name__)
 
     def wait(self) -> None:
         """Wait for the timers and threads to end."""
@@ -550,6 +558,7 @@ class Services:
         self.stopped = False
         self._on_change: Callable[[], None] | None = None
         self._stop_requested = False
+        self._exit_types = get_backend().thread_exit_types()
 
     def _changed(self) -> None:
         if self._on_change is not None:
@@ -576,7 +585,19 @@ class Services:
             service.stop()
             service.wait()
             return
-        done.wait()
+        if self._wait_service(service):
+            done.wait()
+
+    def _wait_service(self, service: ServiceBase) -> bool:
+        """Call the service's own ``wait()`` while it runs, as oslo.service's
+        launchers do (subclasses signal readiness there); False when killed."""
+        try:
+            service.wait()
+        except self._exit_types:
+            return False
+        except Exception:
+            LOG.exception("Error waiting on %s", type(service).__name__)
+        return True
 
     @staticmethod
     def run_service(service: ServiceBase, done: Any) -> None:
@@ -620,6 +641,8 @@ class Services:
             service.reset()
             if self.restart_method == "reload":
                 self.tg.add_thread(self._run, service, self.done)
+            else:  # still running: waited on again, as after any restart in oslo
+                self.tg.add_thread(self._wait_service, service)
 
 
 class Launcher:
@@ -725,7 +748,7 @@ class ServiceLauncher(Launcher):
         """Run until stopped; returns the exit status (None: a clean stop)."""
         self._log_options()
         self.handle_signal()
-        notify_ready()
+        systemd.notify_once()
         while True:
             status, signo = self._wait_for_exit_or_signal()
             if signo and _is_sighup_and_daemon(signo):
@@ -752,24 +775,11 @@ class ServiceLauncher(Launcher):
 def notify_ready() -> bool:
     """Tell systemd the service is up (``READY=1``), once per process tree.
 
-    Does nothing unless ``$NOTIFY_SOCKET`` is set (a ``Type=notify`` unit);
-    the variable is then removed so forked workers do not notify again.
-    Returns True when the notification was sent.
+    :func:`tickwork.systemd.notify_once`: does nothing unless
+    ``$NOTIFY_SOCKET`` is set (a ``Type=notify`` unit); the variable is then
+    removed so forked workers do not notify again.  True when it was sent.
     """
-    address = os.environ.pop("NOTIFY_SOCKET", None)
-    if not address:
-        return False
-    if address.startswith("@"):
-        address = "\0" + address[1:]  # abstract namespace
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.connect(address)
-            sock.sendall(b"READY=1")
-    except OSError as exc:
-        LOG.warning("Could not notify systemd at %(addr)r: %(err)s",
-                    {"addr": address, "err": exc})
-        return False
-    return True
+    return systemd.notify_once()
 
 
 def _fast_exit(why: str) -> None:
@@ -883,11 +893,18 @@ class ProcessLauncher:
                 if exc.errno != errno.ESRCH:
                     raise
 
-    def launch_service(self, service: ServiceBase, workers: int = 1) -> None:
-        """Fork ``workers`` children running ``service`` (``no_fork``: start it here)."""
+    def launch_service(self, service: ServiceBase, workers: int | None = 1) -> None:
+        """Fork ``workers`` children running ``service`` (``no_fork``: start it here).
+
+        ``workers=0`` launches no child (as in oslo.service); None means 1.
+        """
         _check_service_base(service)
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a positive int, got {workers!r}")
+        if workers is None:
+            workers = 1
+        if isinstance(workers, bool) or not isinstance(workers, int):
+            raise TypeError(f"workers must be an int, got {workers!r}")
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers!r}")
         if self._in_process is not None:
             if workers != 1:
                 LOG.warning("no_fork: running 1 worker in this process instead of %d", workers)
@@ -961,26 +978,20 @@ class ProcessLauncher:
         if self.conf.log_options:
             LOG.debug("Full set of CONF:")
             self.conf.log_opt_values(LOG, std_logging.DEBUG)
-        notify_ready()
-        while True:
-            self.handle_signal()
-            self._respawn_children()
-            if not self.sigcaught:
-                return None
-            LOG.info("Caught %s, stopping children", _signal_name(self.sigcaught))
-            if not _is_sighup_and_daemon(self.sigcaught):
-                break
-            child_signal = signal.SIGTERM
-            if self.restart_method == "reload":
-                self.conf.reload_config_files()
-            else:
-                self.conf.mutate_config_files()
-                child_signal = signal.SIGHUP
-            for service in {wrap.service for wrap in self.children.values()}:
-                service.reset()
-            self._kill_children(child_signal)
-            self.running = True
-            self.sigcaught = None
+        systemd.notify_once()
+        try:
+            while True:
+                self.handle_signal()
+                self._respawn_children()
+                if not self.sigcaught:
+                    return None
+                LOG.info("Caught %s, stopping children", _signal_name(self.sigcaught))
+                if not _is_sighup_and_daemon(self.sigcaught):
+                    break
+                self._reload_children()
+        except get_backend().thread_exit_types():
+            # wait() ran in a greenthread that was killed: stop the children.
+            LOG.info("Wait called after thread killed. Cleaning up.")
         timer = self._shutdown_timer()
         timer.arm()
         try:
@@ -989,6 +1000,20 @@ class ProcessLauncher:
             timer.disarm()
             self._timer = None
         return 1 if self.failed_children else None
+
+    def _reload_children(self) -> None:
+        """SIGHUP on a daemon: reload (or mutate) the configuration, restart the children."""
+        child_signal = signal.SIGTERM
+        if self.restart_method == "reload":
+            self.conf.reload_config_files()
+        else:
+            self.conf.mutate_config_files()
+            child_signal = signal.SIGHUP
+        for service in {wrap.service for wrap in self.children.values()}:
+            service.reset()
+        self._kill_children(child_signal)
+        self.running = True
+        self.sigcaught = None
 
     def stop(self) -> None:
         """Stop the children (SIGTERM) and wait for them to exit."""
@@ -1139,25 +1164,23 @@ def launch(conf: cfg.ConfigOpts, service: ServiceBase, workers: int | None = 1,
     """Launch ``service`` in ``workers`` processes; returns the launcher.
 
     One worker (or None) runs it in this process with a ServiceLauncher, more
-    fork a ProcessLauncher's children.  ``no_fork`` runs it in this process
-    whatever ``workers`` says.  ``start_method`` is checked as the launchers
+    fork a ProcessLauncher's children; with ``no_fork`` that ProcessLauncher
+    runs the service in this process instead.  ``start_method`` is checked as the launchers
     do (see :class:`ProcessLauncher`).
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
         raise TypeError("Type of workers should be int!")
     if workers is not None and workers <= 0:
         raise ValueError("Number of workers should be positive!")
+    if conf is None:
+        raise TypeError("launch() needs the service's oslo.config ConfigOpts "
+                        "(cfg.CONF or your own), got None")
     launcher: ServiceLauncher | ProcessLauncher
-    if no_fork:
-        launcher = ProcessLauncher(conf, restart_method=restart_method, no_fork=True,
-                                   start_method=start_method)
-        launcher.launch_service(service, workers=workers or 1)
-    elif workers is None or workers == 1:
+    if workers is None or workers == 1:
         launcher = ServiceLauncher(conf, restart_method=restart_method,
                                    start_method=start_method)
-        launcher.launch_service(service, workers=1)
     else:
-        launcher = ProcessLauncher(conf, restart_method=restart_method,
+        launcher = ProcessLauncher(conf, restart_method=restart_method, no_fork=no_fork,
                                    start_method=start_method)
-        launcher.launch_service(service, workers=workers)
+    launcher.launch_service(service, workers=workers)
     return launcher

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from typing import Any
 
@@ -106,3 +107,11 @@ class EventletBackend(Backend):
 
     def current_ident(self) -> Any:
         return self._eventlet.getcurrent()
+
+    def original_module(self, name: str) -> Any:
+        import eventlet.patcher
+
+        return eventlet.patcher.original(name)
+
+    def thread_exit_types(self) -> tuple[builtins.type[BaseException], ...]:
+        return (self._eventlet.greenlet.GreenletExit,)
