@@ -113,5 +113,15 @@ class EventletBackend(Backend):
 
         return eventlet.patcher.original(name)
 
+    def wait_readable(self, fds: list[int], timeout: float | None) -> list[int]:
+        from eventlet.green import select as green_select
+
+        readable, _, _ = green_select.select(fds, [], [], timeout)
+        return list(readable)
+
+    def after_fork(self) -> None:
+        # A new hub: never share an epoll fd with the parent or siblings.
+        self._hubs.use_hub()
+
     def thread_exit_types(self) -> tuple[builtins.type[BaseException], ...]:
         return (self._eventlet.greenlet.GreenletExit,)
