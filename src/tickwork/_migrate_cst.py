@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 
 import libcst as cst
@@ -294,6 +295,14 @@ def rewrite(source: str | bytes, filename: str) -> Result:
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
+        # Python's own parser says where the mistake is more precisely.
+        try:
+            compile(source, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        except SyntaxError as syntax:
+            raise ParseError(f"{filename}:{syntax.lineno}:{syntax.offset}: cannot parse: "
+                             f"{syntax.msg}") from None
+        except ValueError:
+            pass
         raise ParseError(f"{filename}:{exc.raw_line}:{exc.raw_column + 1}: cannot parse: "
                          f"{exc.message}") from None
     except (UnicodeDecodeError, LookupError, SyntaxError) as exc:

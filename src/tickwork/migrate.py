@@ -251,6 +251,11 @@ def _report_notes(result: Result, out: TextIO) -> None:
         print(f"{result.filename}:{line}: {text}", file=out)
 
 
+def _changes(result: Result) -> str:
+    count = len(result.changes)
+    return f"{count} change{'' if count == 1 else 's'}"
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "tickwork migrate") -> int:
     """``tickwork migrate [--diff | --check] PATH...``; returns the exit status.
 
@@ -313,15 +318,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "tickwork migrate") -> i
         if args.diff:
             sys.stdout.write(result.diff())
         elif args.check:
-            print(f"would rewrite {result.filename} ({len(result.changes)} changes)",
-                  file=sys.stderr)
+            print(f"would rewrite {result.filename} ({_changes(result)})", file=sys.stderr)
         else:
             try:
                 _write_atomically(result.filename, result.code.encode(result.encoding))
             except OSError as exc:
                 print(f"{prog}: error: {result.filename}: {exc}", file=sys.stderr)
                 return 2
-            print(f"rewrote {result.filename} ({len(result.changes)} changes)", file=sys.stderr)
+            print(f"rewrote {result.filename} ({_changes(result)})", file=sys.stderr)
     verb = "would rewrite" if args.diff or args.check else "rewrote"
     print(f"{verb} {len(changed)} of {len(results)} file(s)", file=sys.stderr)
     return 1 if args.check and changed else 0
