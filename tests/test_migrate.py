@@ -175,6 +175,8 @@ SPELLINGS = [
      "from tickwork.loopingcall import FixedIntervalLoopingCall, LoopingCallDone\n"),
     ("from oslo_service.backend.exceptions import UnsupportedBackendError\n",
      "from tickwork.backend.exceptions import UnsupportedBackendError\n"),
+    ("from oslo_service.backend._threading import service\n",
+     "from tickwork.backend._threading import service\n"),
     ("from oslo_service import service, wsgi  # noqa\n",
      "from oslo_service import wsgi  # noqa\nfrom tickwork import service  # noqa\n"),
     ("# services\nfrom oslo_service import sslutils, service as svc, systemd\n",
@@ -239,6 +241,8 @@ UNCHANGED = [
     "# from oslo_service import loopingcall\n",
     "oslo_service = load()\noslo_service.loopingcall.start()\n",
     "from oslo_service import *\n",
+    "from oslo_service.backend._common import constants\n",
+    "import oslo_service.backend._common.constants\n",
     "from . import loopingcall\nfrom .oslo_service import loopingcall\n",
 ]
 
@@ -257,9 +261,12 @@ def test_left_on_oslo_service_is_listed():
                      "import oslo_service.sslutils\n"
                      "@mock.patch('oslo_service.eventlet_backdoor.initialize_if_enabled')\n"
                      "def t(m): pass\n"
-                     "from oslo_service import *\n")
+                     "from oslo_service import *\n"
+                     "from oslo_service.backend._common import constants\n")
     assert [(n.line, n.message.split()[0]) for n in result.left] == [
-        (2, "wsgi"), (3, "tests"), (4, "sslutils"), (5, "eventlet_backdoor"), (7, "*")]
+        (2, "wsgi"), (3, "tests"), (4, "sslutils"), (5, "eventlet_backdoor"), (7, "*"),
+        (8, "backend._common")]
+    assert result.left[-1].message == "backend._common (tickwork has no tickwork.backend._common)"
 
 
 def test_module_used_through_a_bare_import_is_listed_not_broken():

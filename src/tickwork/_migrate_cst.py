@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Sequence
 
 import libcst as cst
@@ -14,6 +15,7 @@ from libcst.metadata import (
     QualifiedNameSource,
 )
 
+import tickwork
 from tickwork.migrate import (
     BEHAVIOUR_WARNINGS,
     NEW_PACKAGE,
@@ -46,6 +48,22 @@ def _renamed(dotted: str) -> str:
     return NEW_PACKAGE + dotted[len(OLD_PACKAGE):]
 
 
+_TICKWORK_DIR = os.path.dirname(os.path.abspath(tickwork.__file__))
+
+
+def _tickwork_lacks(dotted: str) -> bool:
+    """Whether the module ``tickwork.a.b.c`` for ``oslo_service.a.b.c`` is missing.
+
+    Only modules below the provided ones are checked (``backend._common``):
+    the provided modules themselves are tickwork's promise.
+    """
+    parts = dotted.split(".")[1:]
+    if len(parts) < 2:
+        return False
+    path = os.path.join(_TICKWORK_DIR, *parts)
+    return not (os.path.isfile(path + ".py") or os.path.isfile(os.path.join(path, "__init__.py")))
+
+
 def _dotted_value(value: str) -> bool:
     parts = value.split(".")
     return len(parts) > 1 and all(part.isidentifier() for part in parts)
@@ -60,8 +78,9 @@ class _Scan(cst.CSTVisitor):
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
-            sub = _oslo_submodule(get_full_name_for_node(alias.name))
-            if sub in PROVIDED_MODULES:
+            dotted = get_full_name_for_node(alias.name)
+            sub = _oslo_submodule(dotted)
+            if sub in PROVIDED_MODULES and dotted and not _tickwork_lacks(dotted):
                 self.used.add(sub)
                 if alias.asname is None:
                     self.plain_import = True
@@ -115,7 +134,10 @@ class _Rewriter(cst.CSTTransformer):
         for alias in updated_node.names:
             dotted = get_full_name_for_node(alias.name)
             sub = _oslo_submodule(dotted)
-            if sub in PROVIDED_MODULES and dotted is not None:
+            if sub in PROVIDED_MODULES and dotted is not None and _tickwork_lacks(dotted):
+                self._leave(original_node, f"{dotted[len(OLD_PACKAGE) + 1:]} "
+                                           f"(tickwork has no {_renamed(dotted)})")
+            elif sub in PROVIDED_MODULES and dotted is not None:
                 new = _renamed(dotted)
                 alias = alias.with_changes(name=cst.parse_expression(new))
                 self._change(original_node, f"import {dotted}", f"import {new}")
@@ -137,6 +159,10 @@ class _Rewriter(cst.CSTTransformer):
         if sub:
             if sub not in PROVIDED_MODULES:
                 self._leave(original_node, dotted[len(OLD_PACKAGE) + 1:])
+                return updated_node
+            if _tickwork_lacks(dotted):
+                self._leave(original_node, f"{dotted[len(OLD_PACKAGE) + 1:]} "
+                                           f"(tickwork has no {_renamed(dotted)})")
                 return updated_node
             new = _renamed(dotted)
             self._change(original_node, f"from {dotted} import", f"from {new} import")
