@@ -26,7 +26,9 @@ from typing import TextIO
 __all__ = [
     "BEHAVIOUR_WARNINGS",
     "PROVIDED_MODULES",
+    "BehaviourWarning",
     "Change",
+    "LibcstMissing",
     "Note",
     "ParseError",
     "Result",
