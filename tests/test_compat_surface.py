@@ -360,3 +360,37 @@ def test_list_opts_reads_the_one_options_module(backend):
     assert names == expected
     for opt in _options.service_periodic_opts:
         assert "nova" not in opt.help and "cinder" not in opt.help
+
+
+def test_reinstalling_the_launcher_handlers_leaves_no_default_action_window(backend):
+    """handle_signal() runs again at every wait(): SIGHUP must never fall back to its
+    default action (which ends the process) in between."""
+    import signal
+
+    handler = service.SignalHandler()
+    handler.clear()
+    before = signal.getsignal(signal.SIGUSR1)
+    seen = []
+    try:
+        handler.replace({"SIGHUP": seen.append, "SIGUSR1": seen.append})
+        installed = signal.getsignal(signal.SIGHUP)
+        assert installed == handler._handle_signal
+        calls = []
+        real_signal = signal.signal
+
+        def spy(signo, action):
+            calls.append((signo, action))
+            return real_signal(signo, action)
+
+        signal.signal = spy
+        try:
+            handler.replace({"SIGHUP": lambda s, f: seen.append(("new", s))})
+        finally:
+            signal.signal = real_signal
+        assert all(signo != signal.SIGHUP for signo, _ in calls)  # never touched
+        assert signal.getsignal(signal.SIGUSR1) == before  # no longer handled: restored
+        os.kill(os.getpid(), signal.SIGHUP)
+        _wait_for(lambda: seen)
+        assert seen == [("new", signal.SIGHUP)]
+    finally:
+        handler.clear()

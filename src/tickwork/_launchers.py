@@ -114,8 +114,8 @@ class ServiceLauncher(Launcher):
 
     def handle_signal(self) -> None:
         """Install the handlers of SIGTERM, SIGINT and SIGHUP."""
-        self.signal_handler.clear()
-        self.signal_handler.add_handlers(("SIGTERM", "SIGINT", "SIGHUP"), self._policy.record)
+        record = self._policy.record
+        self.signal_handler.replace({"SIGTERM": record, "SIGINT": record, "SIGHUP": record})
 
     def _wait_for_exit_or_signal(self) -> tuple[int | None, int]:
         """Sleep until a signal arrives or the services stop; (status, signo)."""
@@ -222,11 +222,11 @@ class ProcessLauncher:
 
     def handle_signal(self) -> None:
         """Install the parent's handlers: SIGTERM, SIGINT, SIGHUP and SIGCHLD."""
-        self.signal_handler.clear()
-        self.signal_handler.add_handler("SIGTERM", self._handle_term)
-        self.signal_handler.add_handler("SIGINT", self._handle_int)
-        self.signal_handler.add_handler("SIGHUP", self._handle_hup)
-        self.signal_handler.add_handler("SIGCHLD", lambda *a: None)  # wakes the loop
+        self.signal_handler.replace({
+            "SIGTERM": self._handle_term, "SIGINT": self._handle_int,
+            "SIGHUP": self._handle_hup,
+            "SIGCHLD": lambda *a: None,  # wakes the loop
+        })
 
     @property
     def sigcaught(self) -> int | None:

@@ -124,6 +124,35 @@ class SignalHandler(metaclass=Singleton):
                 pass
         self._signal_handlers.clear()
 
+    def replace(self, handlers: dict[str, Callable[..., Any]]) -> None:
+        """Handle exactly ``handlers`` (signal name -> handler) from now on.
+
+        Unlike :meth:`clear` then :meth:`add_handler`, a signal handled before
+        and after keeps tickwork's handler installed throughout: no window in
+        which it has its default action (SIGHUP's would end the process).
+        """
+        wanted: dict[int, Callable[..., Any]] = {}
+        for name, handler in handlers.items():
+            signo = self._resolve(name)
+            if signo is not None:
+                wanted[signo] = handler
+        for signo, handler in wanted.items():
+            if signo not in self._signal_handlers:
+                try:
+                    self._install(signo, self._handle_signal)
+                except ValueError:
+                    LOG.warning("Signal handlers can only be installed from the main thread; "
+                                "%s is not handled", self.signals_to_name.get(signo, signo))
+                    continue
+            self._signal_handlers[signo] = [handler]
+        for signo in [s for s in self._signal_handlers if s not in wanted]:
+            del self._signal_handlers[signo]
+            previous = self._previous.pop(signo, signal.SIG_DFL)
+            try:
+                signal.signal(signo, signal.SIG_DFL if previous is None else previous)
+            except (ValueError, OSError, TypeError):
+                pass
+
     def _install(self, signo: int, action: Any) -> None:
         previous = signal.signal(signo, action)
         self._previous.setdefault(signo, previous)

@@ -64,8 +64,7 @@ def main(parent: ProcessLauncher, service: ServiceBase) -> int:
     launcher.services._on_change = handler.wake
     policy = StopPolicy(lambda: parent.conf.graceful_shutdown_timeout)
     while True:
-        handler.clear()
-        handler.add_handlers(("SIGTERM", "SIGHUP"), policy.record)
+        handler.replace({"SIGTERM": policy.record, "SIGHUP": policy.record})
         handler.ignore("SIGINT")
         parent_died = False
         while policy.caught is None and not launcher.services.stopped and \
