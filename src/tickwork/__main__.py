@@ -13,6 +13,7 @@ from collections.abc import Sequence
 _COMMANDS = {
     "demo": ("tickwork.demo", "run a small service with periodic tasks until Ctrl-C"),
     "schedule": ("tickwork.schedule", "show when a manager's periodic tasks would run"),
+    "migrate": ("tickwork.migrate", "rewrite a project from oslo.service to tickwork"),
 }
 
 USAGE = "usage: tickwork {" + ",".join(_COMMANDS) + "} [options]\n\n" + "\n".join(

@@ -114,7 +114,7 @@ class DemoService(service.Service):
         if self._reported:
             return
         self._reported = True
-        print(format_summary(self.manager, f"tickwork demo summary (pid {os.getpid()}, "
+        print(format_summary(self.periodic_manager, f"tickwork demo summary (pid {os.getpid()}, "
                                            f"{self.periodic_pattern} pattern):"), flush=True)
 
     def reset(self) -> None:

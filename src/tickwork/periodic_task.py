@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from tickwork import backend
+from tickwork import _options, backend
 from tickwork import clock as _clock
 
 LOG = logging.getLogger(__name__)
@@ -47,13 +47,7 @@ __all__ = [
 #: time run_periodic_tasks() returns.
 DEFAULT_INTERVAL = 60.0
 
-periodic_opts: list[cfg.Opt] = [
-    cfg.BoolOpt(
-        "run_external_periodic_tasks",
-        default=True,
-        help="Some periodic tasks can be run in a separate process. Should we run them here?",
-    ),
-]
+periodic_opts: list[cfg.Opt] = _options.periodic_opts
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

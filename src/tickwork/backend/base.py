@@ -7,6 +7,9 @@ through the active clock (:mod:`tickwork.clock`), so a virtual clock sees it.
 
 from __future__ import annotations
 
+import builtins
+import importlib
+import select
 import sys
 from collections.abc import Callable
 from types import TracebackType
@@ -225,6 +228,22 @@ class Backend:
 
     def done_event(self) -> DoneEvent:
         return DoneEvent(self.event())
+
+    def original_module(self, name: str) -> Any:
+        """The stdlib module ``name`` as it was before any monkey-patching."""
+        return importlib.import_module(name)
+
+    def wait_readable(self, fds: list[int], timeout: float | None) -> list[int]:
+        """Block (cooperatively) until some of ``fds`` are readable; those fds."""
+        readable, _, _ = select.select(fds, [], [], timeout)
+        return readable
+
+    def after_fork(self) -> None:
+        """In a freshly forked child: make the backend's state its own."""
+
+    def thread_exit_types(self) -> tuple[builtins.type[BaseException], ...]:
+        """Exceptions that mean "this thread was killed", not an error."""
+        return ()
 
     def sleep(self, seconds: float) -> None:
         """Pause on the active clock."""
