@@ -1118,3 +1118,13 @@ def test_task_hanging_past_graceful_shutdown_timeout(backend, service_process):
     assert 0.9 <= took < 6, took
     assert any("Graceful shutdown timeout" in line for line in proc.lines)
     assert proc.words("task-end") == []  # the hung run was cut short, and said so
+
+
+def test_fake_clock_never_jumps_to_infinity(vclock):
+    timer = loopingcall.FixedIntervalLoopingCall(lambda: None)
+    done = timer.start(interval=math.inf)
+    assert vclock.run_until(lambda: False) is False  # nothing else will ever be due
+    assert math.isfinite(vclock.now())
+    timer.stop()
+    vclock.run_until(done.ready, timeout=1)
+    assert done.wait() is True
