@@ -286,6 +286,8 @@ CASES = [
      rejected(TypeError, "async function")),
     ("f AsyncMock", FIXED, mock.AsyncMock(), {"interval": 1},
      rejected(TypeError, "async function")),
+    ("f plain, returning a coroutine", FIXED, lambda: async_f(), {"interval": 1},
+     ends_with(TypeError, "returned a coroutine")),
     ("f lambda", FIXED, "lambda", {"interval": 1}, accepted(100)),
     ("f builtin", FIXED, int, {"interval": 1}, accepted(100)),
     ("f partial", FIXED, functools.partial(returning(None)), {"interval": 1},

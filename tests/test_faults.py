@@ -1128,3 +1128,57 @@ def test_fake_clock_never_jumps_to_infinity(vclock):
     timer.stop()
     vclock.run_until(done.ready, timeout=1)
     assert done.wait() is True
+
+
+# --- functions that hide a coroutine behind a plain wrapper ----------------------------------
+
+
+def _returns_a_coroutine(*args):
+    return async_task()
+
+
+def test_waiting_on_the_started_event_from_inside_the_loop_is_refused():
+    seen = []
+
+    def f():
+        try:
+            timer.done.wait()  # the event start() returned
+        except RuntimeError as e:
+            seen.append(str(e))
+        raise loopingcall.LoopingCallDone("ended")
+
+    timer = loopingcall.FixedIntervalLoopingCall(f)
+    assert bounded_wait(timer.start(interval=0.001)) == "ended"
+    assert len(seen) == 1 and "wait() called from inside" in seen[0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_looped_function_returning_a_coroutine_ends_the_loop(kind):
+    import gc
+
+    cls, kwargs, _ = STARTERS[kind]
+    timer = cls(_returns_a_coroutine)
+    done = timer.start(**kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # "never awaited" would be an error
+        with pytest.raises(TypeError, match="returned a coroutine"):
+            bounded_wait(done)
+        gc.collect()
+    assert timer.runs == 1
+    assert no_tickwork_threads_left()
+
+
+def test_periodic_task_returning_a_coroutine_counts_as_a_failure(vclock, conf, caplog):
+    from tickwork import periodic_task
+
+    class Manager(periodic_task.PeriodicTasks):
+        @periodic_task.periodic_task(spacing=10, run_immediately=True)
+        def hidden(self, context):
+            return async_task()
+
+    manager = Manager(conf)
+    manager.run_periodic_tasks(None)
+    stats = manager.periodic_task_stats()["hidden"]
+    assert stats.runs == 1 and stats.failures == 1
+    assert "returned a coroutine" in stats.last_error
+    assert any("Error during Manager.hidden" in r.getMessage() for r in caplog.records)

@@ -131,6 +131,21 @@ def _wall() -> float:
     return time.time() if active is _clock.REAL_CLOCK else active.wall()
 
 
+class _LoopDoneEvent(DoneEvent):
+    """The event ``start()`` returns: refuses to be waited for from inside its own loop."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, flag: Any, loop: LoopingCallBase) -> None:
+        super().__init__(flag)
+        self._loop = loop
+
+    def wait(self, timeout: float | None = None) -> Any:
+        if not self.ready():
+            self._loop._refuse_wait_from_inside()
+        return super().wait(timeout)
+
+
 class LoopingCallBase:
     """Runs ``f(*args, **kw)`` in a loop on its own (green)thread.
 
@@ -180,14 +195,16 @@ class LoopingCallBase:
         """Wait for the loop to end; its result, or its error re-raised."""
         if self.done is None:
             raise RuntimeError(f"{self._KIND} was never started")
+        return self.done.wait()
+
+    def _refuse_wait_from_inside(self) -> None:
         ident = self._loop_ident
         if ident is not None and ident == self._backend.current_ident() and (
-                not self.done.ready()):
+                self.done is not None and not self.done.ready()):
             raise RuntimeError(
                 f"wait() called from inside {_callable_name(self.f)}, the looped function "
                 f"itself: it would wait for its own loop forever. To end the loop from "
                 f"inside, call stop() or raise LoopingCallDone")
-        return self.done.wait()
 
     def _sleep(self, timeout: float) -> bool:
         """Idle for ``timeout`` seconds, or until :meth:`stop`.
@@ -227,7 +244,7 @@ class LoopingCallBase:
             if self._thread is not None:
                 raise RuntimeError(self._RUN_ONLY_ONE_MESSAGE)
             self._thread = _STARTING
-        self.done = self._backend.done_event()
+        self.done = _LoopDoneEvent(self._backend.event(), self)
         self._abort.clear()
         handle = self._backend.spawn(
             self._run_loop,
@@ -279,6 +296,11 @@ class LoopingCallBase:
                     result = func(*self.args, **self.kw)
                 finally:
                     self.runs += 1
+                if inspect.iscoroutine(result):
+                    result.close()
+                    raise TypeError(
+                        f"{func_name} returned a coroutine, which would never run: loop a "
+                        f"plain function (for example one that calls asyncio.run())")
                 watch.stop()
                 if not self._running:
                     break

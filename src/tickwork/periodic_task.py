@@ -519,7 +519,12 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         LOG.debug("Running periodic task %(full_task_name)s", {"full_task_name": full_name})
         began = _clock.monotonic()
         try:
-            state.task(self, context)
+            result = state.task(self, context)
+            if inspect.iscoroutine(result):
+                result.close()
+                raise TypeError(f"periodic task {full_name} returned a coroutine, which would "
+                                f"never run: make it a plain method (for example one that "
+                                f"calls asyncio.run())")
         except BaseException as exc:
             stats.failures += 1
             stats.consecutive_failures += 1
