@@ -182,7 +182,8 @@ def auto_window(report: dict[str, dict[str, Any]], hours: float) -> float:
     the simulated time.
     """
     total = hours * 3600
-    spacings = [r["spacing"] for r in report.values() if r["runs"] >= 2 and r["spacing"] > 0]
+    spacings: list[float] = [r["spacing"] for r in report.values()
+                             if r["runs"] >= 2 and r["spacing"] > 0]
     if not spacings:
         return total
     return min(total, WINDOW_PERIODS * max(spacings))

@@ -54,6 +54,7 @@ from oslo_log import log as logging
 from tickwork import clock as _clock
 from tickwork import threadgroup
 from tickwork.backend import BackendType, get_backend
+from tickwork.protocols import Manager
 
 LOG = logging.getLogger(__name__)
 
@@ -400,7 +401,7 @@ class Service(ServiceBase):
     context are.
     """
 
-    def __init__(self, threads: int = 1000, *, manager: Any = None,
+    def __init__(self, threads: int = 1000, *, manager: Manager | None = None,
                  conf: cfg.ConfigOpts | None = None, context: Any = None,
                  periodic_pattern: str = "dynamic", periodic_enable: bool | None = None,
                  periodic_interval: float | None = None,
@@ -409,7 +410,7 @@ class Service(ServiceBase):
         super().__init__()
         self.tg = threadgroup.ThreadGroup(threads)
         self.backdoor_port: Any = None
-        self.manager = manager
+        self.manager: Any = manager  # typed by the parameter; Any for subclasses
         self.context = context
         self.periodic_timer: Any = None
         if periodic_pattern not in _PATTERNS:
