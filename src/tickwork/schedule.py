@@ -256,7 +256,8 @@ def plot(report: dict[str, dict[str, Any]], *, title: str, hours: float,
         top = task["spacing"] if y == "period" else 0.0
         for kind, points in _points(task, window, y).items():
             ax.plot([p[0] / scale for p in points], [p[1] for p in points], linestyle="none",
-                    label=kind, gid=f"{name}:{kind}", **styles[kind])
+                    label=kind if points else "_nolegend_", gid=f"{name}:{kind}",
+                    **styles[kind])
             top = max([top, *(p[1] for p in points)])
         ax.set_ylabel(f"{name}\n({task['spacing']:g} s)", rotation=0, ha="right",
                       va="center", fontsize=8)
