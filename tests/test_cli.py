@@ -146,6 +146,7 @@ def test_demo_run_for_3_as_the_readme_says(backend, command):
     first = out.lstrip().splitlines()[0]
     assert "tickwork demo: 1 worker(s), dynamic pattern" in first, out
     assert f"{backend.value} backend" in first
+    assert "INFO tickwork.demo " in first  # the module's logger, however it was started
     assert "Eventlet is deprecated" not in out
     rows = _summary_rows(out)
     assert set(rows) == {"heartbeat", "flaky", "collect", "slow"}
@@ -191,3 +192,18 @@ def test_readme_commands_name_real_options(backend):
     for line in re.findall(r"^\.venv/bin/tickwork schedule (.*)$", text, re.M):
         for flag in re.findall(r"--[\w-]+", line):
             assert flag in schedule_help, flag
+
+
+# --- the package ------------------------------------------------------------------------
+
+def test_the_version_is_written_once(backend):
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"]
+    assert "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "tickwork.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tickwork.__version__)
+    assert pyproject["project"]["license"] == "Apache-2.0"
+    license_text = (ROOT / "LICENSE").read_text()
+    assert re.match(r"\s*Apache License\s+Version 2\.0, January 2004\s", license_text)

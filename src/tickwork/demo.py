@@ -200,4 +200,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "tickwork demo") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(prog="python -m tickwork.demo"))
+    # Run the imported module's main, not this __main__ copy's: its classes
+    # are then tickwork.demo's (picklable for spawned workers) and so is its logger.
+    from tickwork import demo as _demo
+
+    sys.exit(_demo.main(prog="python -m tickwork.demo"))
