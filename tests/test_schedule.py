@@ -161,17 +161,18 @@ def test_plot_draws_each_run_with_failures_in_red_and_skipped_slots():
     fig = schedule.plot(report, title="T: fixed pattern, periodic_interval 25 s", hours=1,
                         window=300)
     fast_runs = _marks(fig, "fast", "runs")
-    # one mark per run but the first (no period yet), at its start, as high as its period
-    assert fast_runs == [(t, t - p) for p, t in zip(report["fast"]["starts"],
-                                                    report["fast"]["starts"][1:],
-                                                    strict=False) if t <= 300]
-    assert [x for x, _ in fast_runs][:3] == [25, 50, 75]
+    # one mark per run, at its start, as high as its period (the first: since the start)
+    starts = report["fast"]["starts"]
+    assert fast_runs == [(t, t - p) for p, t in zip([0.0, *starts], starts, strict=False)
+                         if t <= 300]
+    assert fast_runs[:3] == [(0, 0), (25, 25), (50, 25)]
     failed = _marks(fig, "flaky", "failed runs")
     succeeded = _marks(fig, "flaky", "runs")
     starts = report["flaky"]["starts"]
     assert [x for x, _ in failed] == [t for t, bad in zip(starts, report["flaky"]["failed"],
                                                           strict=True)
-                                      if bad and starts[0] < t <= 300]
+                                      if bad and t <= 300]
+    assert failed[0] == (50, 50)  # its first run, 50 s after the start
     assert {x for x, _ in succeeded}.isdisjoint(x for x, _ in failed)
     [line] = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "flaky:failed runs"]
     assert line.get_color() == "tab:red"

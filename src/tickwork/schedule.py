@@ -201,16 +201,14 @@ def _points(report: dict[str, Any], window: float, y: str) -> dict[str, list[tup
     """Per kind of mark, the (start, y) points of one task inside the window."""
     out: dict[str, list[tuple[float, float]]] = {"runs": [], "failed runs": [], "skipped": []}
     starts, spacing = report["starts"], report["spacing"]
-    previous: float | None = None
+    previous = 0.0  # the first run's period counts from the start
     for start, late, failed, skipped in zip(starts, report["lateness"], report["failed"],
                                             report["skipped_before"], strict=True):
         if start > window:
             break
-        value = late if y == "lateness" else (start - previous if previous is not None
-                                              else math.nan)
-        if not math.isnan(value):
-            out["failed runs" if failed else "runs"].append((start, value))
-        if skipped and previous is not None:
+        out["failed runs" if failed else "runs"].append(
+            (start, late if y == "lateness" else start - previous))
+        if skipped:
             # The slots the task missed, at the height a run on time would have.
             step = (start - previous) / (skipped + 1)
             for k in range(1, skipped + 1):
@@ -225,9 +223,10 @@ def plot(report: dict[str, dict[str, Any]], *, title: str, hours: float,
     """Draw the runs of every task of ``report`` (from :func:`simulate`); returns the figure.
 
     One panel per task: a mark per run at its start time, at the height of
-    its period (seconds since the task's previous run; ``y="lateness"``: how
-    late it started), failed runs in red, the slots of skipped runs as grey
-    crosses, the task's spacing as a dashed line.  ``window`` (seconds from
+    its period (seconds since the task's previous run, or since the start for
+    its first; ``y="lateness"``: how late it started), failed runs in red,
+    the slots of skipped runs as grey crosses, the task's spacing as a
+    dashed line.  ``window`` (seconds from
     the start, default :func:`auto_window`) limits the time axis.  Needs
     matplotlib; the figure is a ``matplotlib.figure.Figure`` for the Agg
     backend, not shown on screen.
@@ -262,7 +261,8 @@ def plot(report: dict[str, dict[str, Any]], *, title: str, hours: float,
         ax.set_ylabel(f"{name}\n({task['spacing']:g} s)", rotation=0, ha="right",
                       va="center", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
-        ax.set_ylim(0, top * 1.2 or 1.0)
+        top = top or 1.0
+        ax.set_ylim(-0.06 * top, top * 1.2)  # marks at 0 (on time, run at once) stay whole
         ax.grid(axis="x", color="0.9")
     axes[-1].set_xlim(-0.01 * window / scale, 1.01 * window / scale)
     axes[-1].set_xlabel(f"virtual time ({unit})")
