@@ -28,18 +28,18 @@ class _Command(NamedTuple):
 #: name -> (module whose ``main(argv, prog)`` runs it, one-line summary)
 COMMANDS: dict[str, _Command] = {
     "demo": _Command("tickwork.demo",
-                     "run a small service with periodic tasks (until Ctrl-C or --run-for)"),
+                     "run a small service with periodic tasks, until Ctrl-C"),
     "schedule": _Command("tickwork.schedule",
                          "show, on virtual time, when a manager's periodic tasks would run"),
     "migrate": _Command("tickwork.migrate",
-                        "rewrite oslo.service imports in a source tree to tickwork"),
+                        "rewrite a project's Python files from oslo.service to tickwork"),
 }
 
 EPILOG = """\
 examples:
   tickwork demo --run-for 10
   tickwork schedule tickwork.demo:DemoManager --hours 1 --plot demo.png
-  tickwork migrate --help
+  tickwork migrate --diff myproject/
   tickwork help schedule
 
 Run 'tickwork help COMMAND' (or 'tickwork COMMAND --help') for a command's options.
