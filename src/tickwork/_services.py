@@ -14,6 +14,7 @@ from oslo_log import log as logging
 from tickwork import _options, threadgroup
 from tickwork import clock as _clock
 from tickwork.backend import get_backend
+from tickwork.protocols import Manager
 
 LOG = logging.getLogger("tickwork.service")
 
@@ -80,7 +81,7 @@ class Service(ServiceBase):
     context are.
     """
 
-    def __init__(self, threads: int = 1000, *, manager: Any = None,
+    def __init__(self, threads: int = 1000, *, manager: Manager | None = None,
                  conf: cfg.ConfigOpts | None = None, context: Any = None,
                  periodic_pattern: str = "dynamic", periodic_enable: bool | None = None,
                  periodic_interval: float | None = None,
@@ -92,7 +93,7 @@ class Service(ServiceBase):
         # tickwork's own state has tickwork names: subclasses commonly set
         # self.manager, self.conf, self.context themselves (an RPC service
         # owning an RPC manager), and oslo's Service.start() does nothing.
-        self._tw_manager = manager
+        self._tw_manager: Any = manager
         self._tw_context = context
         self._tw_timer: Any = None
         if periodic_pattern not in _PATTERNS:

@@ -22,7 +22,7 @@ import random
 import threading
 import time  # noqa: F401  (oslo.service users patch periodic_task.time)
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -101,6 +101,16 @@ def _check_spacing(spacing: Any) -> float:
         raise InvalidPeriodicTaskArg(
             f"periodic_task spacing must be finite, got {spacing!r}", arg="spacing")
     return cast(float, spacing)
+
+
+@overload
+def periodic_task(func: _F, /) -> _F: ...
+
+
+@overload
+def periodic_task(*, spacing: float = ..., run_immediately: bool = ..., name: str | None = ...,
+                  enabled: bool = ...,
+                  external_process_ok: bool = ...) -> Callable[[_F], _F]: ...
 
 
 def periodic_task(*args: Any, **kwargs: Any) -> Any:
