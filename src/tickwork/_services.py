@@ -237,7 +237,7 @@ class Services:
         self.restart_method = restart_method
         self.services: list[ServiceBase] = []
         self.tg = threadgroup.ThreadGroup(1000)
-        #: Released when the services stop: each service's thread waits on it.
+        #: Released when the services stop; each service's thread waits on it.
         self.done = get_backend().event()
         #: Set when a service failed to start.
         self.failed = False

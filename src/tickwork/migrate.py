@@ -36,7 +36,7 @@ __all__ = [
     "rewrite_source",
 ]
 
-#: The oslo_service modules tickwork provides: ``oslo_service.<name>`` and
+#: The oslo_service modules tickwork provides; ``oslo_service.<name>`` and
 #: everything below it becomes ``tickwork.<name>``.  The first two components
 #: of a dotted name decide (``oslo_service.periodic_task.backend.X`` is
 #: rewritten, ``oslo_service.tests.base`` is not).
