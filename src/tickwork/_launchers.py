@@ -230,7 +230,7 @@ class ProcessLauncher:
 
     @property
     def sigcaught(self) -> int | None:
-        """The signal the supervision loop acts on next (None: none)."""
+        """The signal the supervision loop acts on next, or None."""
         return self._policy.caught
 
     @sigcaught.setter

@@ -14,6 +14,7 @@ from oslo_log import log as logging
 from tickwork import _options, threadgroup
 from tickwork import clock as _clock
 from tickwork.backend import get_backend
+from tickwork.protocols import Manager
 
 LOG = logging.getLogger("tickwork.service")
 
@@ -82,7 +83,7 @@ class Service(ServiceBase):
     context are.
     """
 
-    def __init__(self, threads: int = 1000, *, manager: Any = None,
+    def __init__(self, threads: int = 1000, *, manager: Manager | None = None,
                  conf: cfg.ConfigOpts | None = None, context: Any = None,
                  periodic_pattern: str = "dynamic", periodic_enable: bool | None = None,
                  periodic_interval: float | None = None,
@@ -94,7 +95,7 @@ class Service(ServiceBase):
         # tickwork's own state has tickwork names: subclasses commonly set
         # self.manager, self.conf, self.context themselves (an RPC service
         # owning an RPC manager), and oslo's Service.start() does nothing.
-        self._tw_manager = manager
+        self._tw_manager: Any = manager
         self._tw_context = context
         self._tw_timer: Any = None
         if periodic_pattern not in _PATTERNS:
@@ -238,7 +239,7 @@ class Services:
         self.restart_method = restart_method
         self.services: list[ServiceBase] = []
         self.tg = threadgroup.ThreadGroup(1000)
-        #: Released when the services stop: each service's thread waits on it.
+        #: Released when the services stop; each service's thread waits on it.
         self.done = get_backend().event()
         #: Set when a service failed to start.
         self.failed = False

@@ -161,7 +161,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         before :class:`FakeClockError` is raised.
     """
 
-    #: The default virtual wall time at the start: 2024-01-01T00:00:00Z.
+    #: The default virtual wall time at the start, ``2024-01-01T00:00:00Z``.
     DEFAULT_WALL = 1704067200.0
     #: Real seconds between checks while an autojumping waiter has nothing to jump to.
     IDLE_POLL = 0.05

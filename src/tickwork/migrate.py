@@ -36,7 +36,7 @@ __all__ = [
     "rewrite_source",
 ]
 
-#: The oslo_service modules tickwork provides: ``oslo_service.<name>`` and
+#: The oslo_service modules tickwork provides; ``oslo_service.<name>`` and
 #: everything below it becomes ``tickwork.<name>``.  The first two components
 #: of a dotted name decide (``oslo_service.periodic_task.backend.X`` is
 #: rewritten, ``oslo_service.tests.base`` is not).
@@ -265,10 +265,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "tickwork migrate") -> i
     files to change; 2: a path does not exist, a file does not parse, or
     libcst is missing (no file is changed then).
     """
+    from tickwork import _cli
+
     parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Rewrite Python files from oslo.service to tickwork, in place by default.",
-        epilog="Messages go to stderr; --diff prints the diff on stdout.")
+        prog=prog, formatter_class=_cli.HELP_FORMATTER,
+        description="Rewrite Python files from oslo.service to tickwork, in place by default.\n"
+                    "Also lists the call sites whose behaviour differs (docs/migration.rst).",
+        epilog="examples:\n"
+               f"  {prog} --diff myproject/      show what would change\n"
+               f"  {prog} --check myproject/     exit 1 while anything is left (CI)\n"
+               f"  {prog} myproject/ tests/      rewrite in place\n\n"
+               "Messages go to stderr; --diff prints the diff on stdout.")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="Python files or directories (searched for *.py)")
     mode = parser.add_mutually_exclusive_group()

@@ -23,7 +23,7 @@ import random
 import threading
 import time  # noqa: F401  (oslo.service users patch periodic_task.time)
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -150,6 +150,16 @@ def _as_task(attr: str, value: Any) -> Any:
         if getattr(value.__func__, "_periodic_task", False):
             return _task_function(attr, value, value.__func__)
     return value
+
+
+@overload
+def periodic_task(func: _F, /) -> _F: ...
+
+
+@overload
+def periodic_task(*, spacing: float = ..., run_immediately: bool = ..., name: str | None = ...,
+                  enabled: bool = ...,
+                  external_process_ok: bool = ...) -> Callable[[_F], _F]: ...
 
 
 def periodic_task(*args: Any, **kwargs: Any) -> Any:

@@ -255,7 +255,7 @@ class ThreadGroup:
 
     @property
     def max_threads(self) -> int:
-        """Deprecated (as in oslo.service): use :attr:`thread_pool_size`."""
+        """Deprecated, as in oslo.service; use ``thread_pool_size``."""
         warnings.warn("ThreadGroup.max_threads is deprecated and will be removed. "
                       "Use thread_pool_size instead.", DeprecationWarning, stacklevel=2)
         return self._slots.size
@@ -509,7 +509,7 @@ class ThreadGroup:
     def cancel(self, *throw_args: Any, **kwargs: Any) -> None:
         """Cancel the threads that have not started yet (deprecated, as in oslo.service).
 
-        Cancelled threads leave :attr:`threads` at once.  With ``timeout``
+        Cancelled threads leave ``threads`` at once.  With ``timeout``
         (keyword), wait that long for the others, checking every
         ``wait_time`` seconds (default 1), then :meth:`stop` the rest.
         """
