@@ -188,8 +188,9 @@ def check_seconds(name: str, value: Any, *, allow_none: bool = False,
     accepted (it means "never").  None passes only with ``allow_none``.
 
     With ``coerce_str``, a string holding a number (``"1234"``, ``" 1.5 "``)
-    is converted, with an :class:`ArgumentWarning` pointing ``stacklevel``
-    frames above the caller of this function (as :func:`warnings.warn`).
+    is converted, with an :class:`~tickwork.clock.ArgumentWarning` pointing
+    ``stacklevel`` frames above the caller of this function (as for
+    ``warnings.warn``).
     """
     if value is None and allow_none:
         return None
