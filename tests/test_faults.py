@@ -1182,3 +1182,23 @@ def test_periodic_task_returning_a_coroutine_counts_as_a_failure(vclock, conf, c
     assert stats.runs == 1 and stats.failures == 1
     assert "returned a coroutine" in stats.last_error
     assert any("Error during Manager.hidden" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("how", ["interval", "initial_delay", "periodic_interval_max"])
+def test_thread_group_timers_with_infinite_waits_on_the_real_clock(how):
+    from tickwork import threadgroup
+
+    tg = threadgroup.ThreadGroup()
+    calls = []
+    if how == "interval":
+        tg.add_timer_args(math.inf, calls.append, args=(1,))
+    elif how == "initial_delay":
+        tg.add_timer_args(1, calls.append, args=(1,), initial_delay=math.inf)
+    else:
+        tg.add_dynamic_timer(lambda: calls.append(1), periodic_interval_max=math.inf)
+    pause(0.05)
+    assert tg.wait(timeout=0.01) is False  # still waiting, not crashed
+    tg.stop()
+    assert tg.wait(timeout=BOUND) is True
+    assert calls == ([] if how == "initial_delay" else [1])
+    assert no_tickwork_threads_left()
