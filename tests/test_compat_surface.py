@@ -5,7 +5,7 @@ real threads, real sockets; time on the FakeClock.
 """
 
 import importlib.util
-import logging
+import inspect
 import os
 import socket
 import threading
@@ -16,6 +16,7 @@ import pytest
 from oslo_config import cfg
 
 from tickwork import _options, periodic_task, service, systemd, threadgroup
+from tickwork import clock as clock_mod
 from tickwork.backend import get_backend
 from tickwork.fixture import FakeClock
 
@@ -40,18 +41,19 @@ def _conf():
 # -- threadgroup ----------------------------------------------------------
 
 
-def test_a_numeric_string_interval_runs_at_that_many_seconds_and_warns_once(backend, caplog):
+def test_a_numeric_string_interval_runs_at_that_many_seconds_and_warns(backend):
     tg = threadgroup.ThreadGroup()
     runs = []
-    threadgroup._warned_strings.discard("interval")
-    with FakeClock() as clock, caplog.at_level(logging.WARNING, "tickwork.threadgroup"):
-        tg.add_timer("1234", lambda: runs.append(clock.now()))
-        tg.add_timer("1234", lambda: None)
+    with FakeClock() as clock:
+        with pytest.warns(clock_mod.ArgumentWarning, match="'1234'") as seen:
+            line = inspect.currentframe().f_lineno + 1
+            tg.add_timer("1234", lambda: runs.append(clock.now()))
+        assert (seen[0].filename, seen[0].lineno) == (__file__, line)  # the caller's line
+        with pytest.warns(clock_mod.ArgumentWarning, match="'2'"):
+            tg.add_dynamic_timer_args(lambda: 10, initial_delay="2")
         clock.advance(3000)
         tg.stop_timers(wait=True)
     assert runs == [0, 1234, 2468]
-    warned = [r for r in caplog.records if "string" in r.getMessage()]
-    assert len(warned) == 1 and "'1234'" in warned[0].getMessage()
 
 
 def test_a_non_numeric_string_interval_is_refused_at_the_call(backend):

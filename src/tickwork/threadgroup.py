@@ -147,26 +147,17 @@ def _log_ended_with(exc: BaseException, what: str) -> None:
     LOG.error("Error waiting on %s.", what, exc_info=(type(exc), exc, exc.__traceback__))
 
 
-_warned_strings: set[str] = set()
+def _seconds(name: str, value: Any, stacklevel: int) -> Any:
+    """``value``, or the float a numeric string spells, with an ArgumentWarning
+    pointing ``stacklevel`` frames above the caller.
 
-
-def _seconds(name: str, value: Any) -> Any:
-    """``value``, or the float a numeric string spells (warned about once per parameter).
-
-    oslo.service accepts ``add_timer('1234', ...)`` at the call; tickwork runs
-    such a timer at 1234 seconds instead of failing later in its loop.
+    oslo.service accepts ``add_timer('1234', ...)`` at the call (and fails in
+    its loop); tickwork runs such a timer at 1234 seconds.  Anything else is
+    left to the looping call's own check.
     """
     if not isinstance(value, str):
         return value
-    try:
-        seconds = float(value)
-    except ValueError:
-        return value  # not a number: the looping call's own check names it
-    if name not in _warned_strings:
-        _warned_strings.add(name)
-        LOG.warning("ThreadGroup %s given as a string (%r); using %r seconds. "
-                    "Pass a number.", name, value, seconds)
-    return seconds
+    return _clock.check_seconds(name, value, coerce_str=True, stacklevel=stacklevel + 1)
 
 
 class _NativeEntry:
@@ -270,8 +261,8 @@ class ThreadGroup:
         loopingcall._check_callback("ThreadGroup.add_timer", callback, "callback")
         timer = loopingcall.FixedIntervalLoopingCall(
             _TimerCallback(callback), *(args or ()), **(kwargs or {}))
-        interval = _seconds("interval", interval)
-        initial_delay = _seconds("initial_delay", initial_delay)
+        interval = _seconds("interval", interval, 2)
+        initial_delay = _seconds("initial_delay", initial_delay, 2)
         return self._started(timer, lambda: timer.start(
             interval=interval, initial_delay=initial_delay,
             stop_on_exception=stop_on_exception))
@@ -299,6 +290,8 @@ class ThreadGroup:
         if args or kwargs:
             warnings.warn("Calling add_timer() with arguments is deprecated. Use "
                           "add_timer_args() instead.", DeprecationWarning, stacklevel=2)
+        interval = _seconds("interval", interval, 2)
+        initial_delay = _seconds("initial_delay", initial_delay, 2)
         return self.add_timer_args(interval, callback, args, kwargs,
                                    initial_delay=initial_delay)
 
@@ -310,8 +303,8 @@ class ThreadGroup:
         loopingcall._check_callback("ThreadGroup.add_dynamic_timer", callback, "callback")
         timer = loopingcall.DynamicLoopingCall(
             _TimerCallback(callback), *(args or ()), **(kwargs or {}))
-        initial_delay = _seconds("initial_delay", initial_delay)
-        periodic_interval_max = _seconds("periodic_interval_max", periodic_interval_max)
+        initial_delay = _seconds("initial_delay", initial_delay, 2)
+        periodic_interval_max = _seconds("periodic_interval_max", periodic_interval_max, 2)
         return self._started(timer, lambda: timer.start(
             initial_delay=initial_delay, periodic_interval_max=periodic_interval_max,
             stop_on_exception=stop_on_exception))
@@ -329,6 +322,8 @@ class ThreadGroup:
             warnings.warn("Calling add_dynamic_timer() with arguments is deprecated. "
                           "Use add_dynamic_timer_args() instead.", DeprecationWarning,
                           stacklevel=2)
+        initial_delay = _seconds("initial_delay", initial_delay, 2)
+        periodic_interval_max = _seconds("periodic_interval_max", periodic_interval_max, 2)
         return self.add_dynamic_timer_args(callback, args, kwargs, initial_delay=initial_delay,
                                            periodic_interval_max=periodic_interval_max)
 
@@ -530,7 +525,7 @@ class ThreadGroup:
         timeout = kwargs.get("timeout")
         if timeout is None:
             return
-        timeout = _clock.check_seconds("cancel timeout", _seconds("timeout", timeout))
+        timeout = _clock.check_seconds("cancel timeout", timeout, coerce_str=True)
         # wait_time (oslo's polling step) is accepted; tickwork waits without polling.
         if not self._wait_threads(_clock.monotonic() + timeout):
             LOG.debug("Cancel timeout reached, stopping threads.")
