@@ -262,6 +262,7 @@ WAIT_CASES = [
     ("wait 1", {"timeout": 1}, True),
     ("wait inf", {"timeout": math.inf}, True),
     ("wait negative means 0", {"timeout": -1}, True),
+    ("wait NaN refused", {"timeout": math.nan}, ValueError),
     ("stop graceful", "stop-graceful", True),
     ("stop not graceful", "stop", True),
     ("stop_timers wait", "stop_timers-wait", True),
@@ -275,7 +276,11 @@ def test_wait_and_stop(call, expected):
     done = tg.add_thread(lambda: None)
     done.wait(BOUND)
     if isinstance(call, dict):
-        assert tg.wait(**call) is expected
+        if expected is ValueError:
+            with pytest.raises(ValueError, match="NaN"):
+                tg.wait(**call)
+        else:
+            assert tg.wait(**call) is expected
         return
     if call == "stop-graceful":
         tg.stop(graceful=True)

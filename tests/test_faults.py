@@ -838,6 +838,32 @@ def test_error_from_a_link_callback_does_not_hang_the_group():
     assert no_tickwork_threads_left()
 
 
+@pytest.mark.parametrize("exc", [SystemExit, KeyboardInterrupt, CustomBase, RuntimeError])
+def test_every_link_runs_even_when_one_raises_a_base_exception(exc, caplog):
+    """A thread has ended when its links run: an error there is logged, and the
+    other links (the group's bookkeeping among them) still run."""
+    from tickwork import threadgroup
+
+    tg = threadgroup.ThreadGroup()
+    seen = []
+
+    def bad(thread):
+        seen.append("bad")
+        raise exc("from the link")
+
+    release = get_backend().event()
+    thread = tg.add_thread(release.wait, BOUND)
+    thread.link(bad)
+    thread.link(lambda t: seen.append("after"))
+    release.set()
+    wait_for(lambda: "after" in seen)
+    assert seen == ["bad", "after"]
+    assert tg.wait(timeout=BOUND) is True and tg.threads == [] and tg._slots.in_use == 0
+    assert any("linked to thread" in r.getMessage() and r.exc_info and r.exc_info[0] is exc
+               for r in caplog.records)
+    assert no_tickwork_threads_left()
+
+
 @pytest.mark.parametrize("call", ["stop", "stop graceful", "stop_timers wait", "wait",
                                   "timer.stop", "timer.wait refused"])
 @pytest.mark.parametrize("where", ["timer", "thread"])

@@ -489,6 +489,9 @@ class ThreadGroup:
         With ``timeout``, give up after that many seconds.  Returns True when
         everything ended.  Errors of the timers and threads are logged.
         """
+        if timeout is not None and timeout != timeout:
+            raise ValueError("ThreadGroup.wait timeout must be a number of seconds, got NaN")
+        # as threading.Event.wait: a negative timeout does not wait
         deadline = None if timeout is None else _clock.monotonic() + max(0.0, timeout)
         with self._lock:
             timers = self.timers + self._stopping

@@ -15,8 +15,12 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from oslo_log import log as logging
+
 from tickwork import clock as _clock
 from tickwork.backend import BackendType
+
+LOG = logging.getLogger(__name__)
 
 
 class Event:
@@ -167,7 +171,10 @@ class ThreadHandle:
             with self._lock:
                 links, self._links = self._links, []
             for func, largs, lkwargs in links:
-                func(self, *largs, **lkwargs)
+                try:
+                    func(self, *largs, **lkwargs)
+                except BaseException:  # the thread has ended: nobody else could see it
+                    LOG.exception("Error in a callback linked to thread %s", self.name)
         finally:
             self._state = self._ENDED
             clock.thread_finished(self)
