@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from tickwork import __main__ as cli
 from tickwork import demo
 
 BOUND = 20.0
@@ -120,25 +119,6 @@ def test_demo_rejects_bad_options(backend):
         demo._parse(["--workers", "0"])
     with pytest.raises(SystemExit):
         demo._parse(["--periodic-pattern", "sometimes"])
-
-
-def test_cli_dispatch(backend, capsys, monkeypatch):
-    assert cli.main([]) == 2
-    assert "demo" in capsys.readouterr().out
-    assert cli.main(["--help"]) == 0
-    assert cli.main(["nonsense"]) == 2
-    assert "unknown command" in capsys.readouterr().err
-    seen = []
-    monkeypatch.setattr(demo, "main", lambda argv: seen.append(argv) or 3)
-    assert cli.main(["demo", "--run-for", "1"]) == 3
-    assert seen == [["--run-for", "1"]]
-
-
-def test_cli_dispatches_schedule(backend, capsys):
-    assert cli.main(["schedule", "tickwork.demo:DemoManager", "--hours", "0.01"]) == 0
-    out = capsys.readouterr().out
-    assert "0.01 virtual hours" in out and "heartbeat" in out
-    assert cli.main(["schedule", "no.such.module:Manager"]) == 2
 
 
 def test_format_summary_lists_every_task(backend):

@@ -1,5 +1,6 @@
 """tickwork.fixture.SleepFixture with real looping calls, on both backends."""
 
+import random
 import time
 from unittest import mock
 
@@ -68,7 +69,10 @@ def test_retry_decorator_sleeps_are_recorded():
     assert sleepfx.mock_wait.call_args_list == [mock.call(10), mock.call(20), mock.call(30)]
 
 
-def test_fixed_interval_with_timeout_and_backoff_sleeps_are_recorded():
+def test_fixed_interval_with_timeout_and_backoff_sleeps_are_recorded(monkeypatch):
+    # The back-off jitter is a gaussian around 0.75 (as oslo.service's): unbounded, so the
+    # bounds below hold only for a known draw.
+    monkeypatch.setattr(loopingcall.BackOffLoopingCall, "_RNG", random.Random(7))
     with fixture.SleepFixture() as sleepfx:
         f, _ = finish_after(3)
         loopingcall.FixedIntervalWithTimeoutLoopingCall(f).start(20, timeout=3600).wait()

@@ -187,7 +187,7 @@ def test_demo_serves_metrics_that_match_its_summary(backend, tmp_path):
     output = log.read_text()
     assert proc.returncode == 0, output
     summary = _summary(output)
-    assert set(summary) == {"heartbeat", "flaky", "collect", "slow"}
+    assert set(summary) == {"heartbeat", "flaky", "collect", "slow"}, output
     for task, (runs, failures, skipped) in summary.items():
         scraped_runs = figures[("tickwork_task_runs_total", task, None)]
         scraped_failures = figures[("tickwork_task_failures_total", task, None)]

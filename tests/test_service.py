@@ -126,7 +126,7 @@ def test_options_come_from_the_managers_conf(backend):
     conf.set_override("periodic_interval_max", 1)
     manager = _Manager(conf)
     svc = service.Service(manager=manager)
-    assert svc.conf is conf
+    assert svc.periodic_conf is conf
     svc.start()
     try:
         _wait_for(lambda: manager.runs)
@@ -386,6 +386,10 @@ _SCRIPT = textwrap.dedent("""
         def reset(self):
             say("reset", os.getpid())
 
+        def wait(self):
+            say("waiting", os.getpid())  # oslo's launchers call it while the service runs
+            super().wait()
+
     def main():
         backend.init_backend(sys.argv[1])
         workers, timeout, hang = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "hang"
@@ -485,9 +489,10 @@ def _alive(pid):
 
 def test_service_launcher_sighup_resets_and_sigterm_stops(backend, script):
     proc = script(backend.value)
-    proc.wait_for(lambda: proc.words("started"))
+    proc.wait_for(lambda: proc.words("started") and proc.words("waiting"))
     proc.signal(signal.SIGHUP)
-    proc.wait_for(lambda: proc.words("reset") and len(proc.words("started")) == 2)
+    proc.wait_for(lambda: proc.words("reset") and len(proc.words("started")) == 2
+                  and len(proc.words("waiting")) >= 2)
     proc.signal(signal.SIGTERM)
     assert proc.finish() == 0
     assert ["None"] in proc.words("exit")
@@ -497,6 +502,9 @@ def test_service_launcher_sighup_resets_and_sigterm_stops(backend, script):
 def test_process_launcher_respawns_a_killed_worker_and_stops_on_sigterm(backend, script, mode):
     proc = script(backend.value, workers=2, timeout=5, mode=mode)
     proc.wait_for(lambda: len(proc.words("started")) == 2)
+    # each worker goes through the service's own wait() while it runs
+    proc.wait_for(lambda: {w[0] for w in proc.words("waiting")} ==
+                  {w[0] for w in proc.words("started")})
     [[parent]] = proc.words("parent")
     # Workers are other processes, on the parent's backend (spawned: chosen again).
     assert {(w[0] != parent, w[1]) for w in proc.words("started")} == {(True, backend.value)}

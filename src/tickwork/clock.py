@@ -13,12 +13,14 @@ import math
 import numbers
 import random
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 if TYPE_CHECKING:
     from tickwork.backend.base import Event
 
 __all__ = [
+    "ArgumentWarning",
     "Clock",
     "RandomSource",
     "RealClock",
@@ -30,6 +32,17 @@ __all__ = [
     "set_clock",
     "wall",
 ]
+
+
+class ArgumentWarning(UserWarning):
+    """An argument tickwork accepted and converted; the call should be fixed.
+
+    Shown once per call site (Python's default warning filter).
+    """
+
+
+#: The longest single native wait; longer waits (up to forever) are made of several.
+LONGEST_NATIVE_WAIT = 86400.0 * 365
 
 
 class RandomSource(Protocol):
@@ -129,9 +142,14 @@ class RealClock(Clock):
         return time.time()
 
     def wait_until(self, event: Event, deadline: float | None) -> bool:
-        if deadline is None:
+        if deadline is None or deadline == math.inf:
             return event.native_wait(None)
         remaining = deadline - time.monotonic()
+        # Native waits overflow on huge timeouts (threading: OverflowError).
+        while remaining > LONGEST_NATIVE_WAIT:
+            if event.native_wait(LONGEST_NATIVE_WAIT):
+                return True
+            remaining = deadline - time.monotonic()
         if remaining <= 0:
             # A wait that is already due still lets other threads run: on
             # eventlet a zero-timeout event wait does not yield to the hub.
@@ -175,31 +193,53 @@ def random_source(real: Any) -> Any:
 
 @overload
 def check_seconds(name: str, value: Any, *, allow_none: Literal[False] = False,
-                  allow_zero: bool = True) -> float: ...
+                  allow_zero: bool = True, coerce_str: bool = False,
+                  stacklevel: int = 2) -> float: ...
 
 
 @overload
 def check_seconds(name: str, value: Any, *, allow_none: bool,
-                  allow_zero: bool = True) -> float | None: ...
+                  allow_zero: bool = True, coerce_str: bool = False,
+                  stacklevel: int = 2) -> float | None: ...
 
 
 def check_seconds(name: str, value: Any, *, allow_none: bool = False,
-                  allow_zero: bool = True) -> float | None:
+                  allow_zero: bool = True, coerce_str: bool = False,
+                  stacklevel: int = 2) -> float | None:
     """``value`` as a float of seconds; TypeError or ValueError naming ``name`` otherwise.
 
-    Rejects non-numbers (bools included), NaN and negative values, and zero
-    when ``allow_zero`` is false.  None passes only with ``allow_none``.
+    Rejects non-numbers (bools included), NaN, negative values, integers too
+    large for a float, and zero when ``allow_zero`` is false.  Infinity is
+    accepted (it means "never").  None passes only with ``allow_none``.
+
+    With ``coerce_str``, a string holding a number (``"1234"``, ``" 1.5 "``)
+    is converted, with an :class:`~tickwork.clock.ArgumentWarning` pointing
+    ``stacklevel`` frames above the caller of this function (as for
+    ``warnings.warn``).
     """
     if value is None and allow_none:
         return None
+    if coerce_str and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise TypeError(f"{name} must be a number of seconds, got {value!r}") from None
+        warnings.warn(f"{name} given as the string {value!r}: converted to {number!r} "
+                      f"seconds; pass a number", ArgumentWarning, stacklevel=stacklevel + 1)
+        value = number
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if math.isnan(value):
+    try:
+        seconds = float(value)
+    except OverflowError:
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... (too long)"
+        raise ValueError(f"{name} is too large to be a number of seconds, got {shown}") from None
+    if math.isnan(seconds):
         raise ValueError(f"{name} must be a number of seconds, got NaN")
-    if value < 0 or (value == 0 and not allow_zero):
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound} seconds, got {value!r}")
-    return float(value)
+    return seconds
 
 
 def get_clock() -> Clock:

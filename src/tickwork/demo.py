@@ -4,15 +4,12 @@ The manager has four tasks: a heartbeat that runs at once and every second,
 a flaky task every 2 s that fails on its first run of every three, a
 collector every 3 s, and a slow one every 5 s that takes 1.5 s.  The service
 runs until Ctrl-C, SIGTERM or ``--run-for`` seconds, then prints a per-task
-summary (runs, failures, mean period) from ``manager.periodic_task_stats()``.  SIGHUP reloads the
-configuration and restarts the service.
+summary (runs, failures, mean period) from ``manager.periodic_task_stats()``.
+SIGHUP reloads the configuration and restarts the service.
 
-Examples::
-
-    tickwork demo                      # one process, until Ctrl-C
-    tickwork demo --run-for 10         # stop after 10 seconds
-    tickwork demo --workers 2 --periodic-pattern fixed --periodic-interval 2
-    tickwork demo --config-file demo.conf
+Run it as ``tickwork demo [OPTIONS]`` or ``python -m tickwork.demo [OPTIONS]``;
+its options are oslo.config options (:data:`demo_opts` plus the service's and
+the periodic options), so they can also come from ``--config-file``.
 """
 
 from __future__ import annotations
@@ -27,13 +24,34 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from tickwork import metrics, periodic_task, service
-from tickwork.backend import get_backend
+from tickwork import _cli, metrics, periodic_task, service
+from tickwork.backend import get_backend, get_backend_type
 
 LOG = logging.getLogger(__name__)
 
 PROJECT = "tickwork-demo"
 
+DESCRIPTION = """\
+Run a small service whose manager has four periodic tasks (a heartbeat every
+second, a task every 2 s that fails one run in three, a collector every 3 s
+and a 1.5 s slow task every 5 s) until Ctrl-C, SIGTERM or --run-for seconds,
+then print each task's runs, failures, skipped runs and mean period.  Options
+can also be set in a --config-file ([DEFAULT] section, with underscores:
+periodic_interval = 2).  TICKWORK_BACKEND=threading runs it on native threads
+instead of eventlet."""
+
+EPILOG = """\
+examples:
+  tickwork demo                      # one process, until Ctrl-C
+  tickwork demo --run-for 10         # stop after 10 seconds
+  tickwork demo --workers 2 --periodic-pattern fixed --periodic-interval 2
+  tickwork demo --config-file demo.conf
+  TICKWORK_BACKEND=threading python -m tickwork.demo --run-for 5
+"""
+
+#: The demo's own command-line options.  Extensions append to this list (or
+#: register theirs in :func:`register_options`); each becomes ``--name`` on
+#: the command line and ``name`` (dashes as underscores) in a file.
 demo_opts = [
     cfg.IntOpt("workers", default=1, min=1,
                help="Processes running the service (more than 1 forks a ProcessLauncher)."),
@@ -116,15 +134,26 @@ class DemoService(service.Service):
         if self._reported:
             return
         self._reported = True
-        print(format_summary(self.manager, f"tickwork demo summary (pid {os.getpid()}, "
+        print(format_summary(self.periodic_manager, f"tickwork demo summary (pid {os.getpid()}, "
                                            f"{self.periodic_pattern} pattern):"), flush=True)
 
     def reset(self) -> None:
         LOG.info("reset: configuration reloaded")
 
 
-def _parse(argv: Sequence[str]) -> cfg.ConfigOpts:
-    conf = cfg.ConfigOpts()
+class _ConfigOpts(cfg.ConfigOpts):
+    """ConfigOpts whose --help keeps the description's and examples' lines."""
+
+    def _pre_setup(self, *args: Any, **kwargs: Any) -> Any:
+        result = super()._pre_setup(*args, **kwargs)
+        parser = getattr(self, "_oparser", None)
+        if parser is not None:
+            parser.formatter_class = _cli.HELP_FORMATTER
+        return result
+
+
+def register_options(conf: cfg.ConfigOpts) -> None:
+    """Register every command-line option of the demo on ``conf``."""
     logging.register_options(conf)
     conf.register_cli_opts(copy.deepcopy(demo_opts))
     cli_opts = copy.deepcopy(service.service_opts + service.periodic_opts)
@@ -133,21 +162,34 @@ def _parse(argv: Sequence[str]) -> cfg.ConfigOpts:
     conf.register_cli_opts(cli_opts)
     for name, value in DEMO_DEFAULTS.items():
         conf.set_default(name, value)
-    conf(list(argv), project=PROJECT, prog="tickwork demo", default_config_files=[],
-         description="Run a small service with periodic tasks until Ctrl-C or SIGTERM.")
+
+
+def _parse(argv: Sequence[str], prog: str = "tickwork demo") -> cfg.ConfigOpts:
+    conf = _ConfigOpts()
+    register_options(conf)
+    conf(list(argv), project=PROJECT, prog=prog, default_config_files=[],
+         description=DESCRIPTION, epilog=EPILOG)
     return conf
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo service; returns the exit status."""
-    conf = _parse(sys.argv[2:] if argv is None else argv)
+def main(argv: Sequence[str] | None = None, prog: str = "tickwork demo") -> int:
+    """Run the demo service with the options ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit status.
+    """
+    _cli.quiet_eventlet_banner()
+    conf = _parse(sys.argv[1:] if argv is None else argv, prog)
     logging.setup(conf, PROJECT)
     svc = DemoService(manager=DemoManager(conf), conf=conf,
                       periodic_pattern=conf.periodic_pattern)
     if conf.metrics_port is not None:
-        metrics.serve(conf.metrics_port, svc.manager)
-    LOG.info("tickwork demo: %(workers)d worker(s), %(pattern)s pattern; Ctrl-C or SIGTERM "
-             "stops it", {"workers": conf.workers, "pattern": conf.periodic_pattern})
+        metrics.serve(conf.metrics_port, svc.periodic_manager)
+    get_backend()
+    backend_type = get_backend_type()
+    LOG.info("tickwork demo: %(workers)d worker(s), %(pattern)s pattern, %(backend)s "
+             "backend; Ctrl-C or SIGTERM stops it",
+             {"workers": conf.workers, "pattern": conf.periodic_pattern,
+              "backend": backend_type.value if backend_type else "?"})
     launcher = service.launch(conf, svc, workers=conf.workers)
     if conf.run_for:
         parent = os.getpid()
@@ -162,4 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy's: its classes
+    # are then tickwork.demo's (picklable for spawned workers) and so is its logger.
+    from tickwork import demo as _demo
+
+    sys.exit(_demo.main(prog="python -m tickwork.demo"))

@@ -161,7 +161,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         before :class:`FakeClockError` is raised.
     """
 
-    #: The default virtual wall time at the start: 2024-01-01T00:00:00Z.
+    #: The default virtual wall time at the start, ``2024-01-01T00:00:00Z``.
     DEFAULT_WALL = 1704067200.0
     #: Real seconds between checks while an autojumping waiter has nothing to jump to.
     IDLE_POLL = 0.05
@@ -419,6 +419,8 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
     def wait_until(self, event: Event, deadline: float | None) -> bool:
         if event.is_set():
             return True
+        if deadline == math.inf:
+            deadline = None  # never due: time must not jump to infinity
         backend = self._get_backend()
         if deadline is not None and deadline <= self._now:
             backend.yield_now()

@@ -14,6 +14,8 @@ The differences (each listed in docs/migration.rst):
 from __future__ import annotations
 
 import functools
+import inspect
+import logging as std_logging
 import math
 import numbers
 import random
@@ -46,6 +48,13 @@ __all__ = [
 FAILURE_BACKOFF_MAX = 60.0
 #: The first wait after a failure of a DynamicLoopingCall without periodic_interval_max.
 FAILURE_BACKOFF_START = 1.0
+#: The shortest wait after a failed run of a BackOffLoopingCall, whatever its arguments
+#: (oslo.service's default ``min_interval``): a back-off never spins.
+BACKOFF_FLOOR = 0.001
+#: A DynamicLoopingCall whose function returns negative idle times again and again
+#: waits this long after the second one, doubling up to NEGATIVE_IDLE_BACKOFF_MAX.
+NEGATIVE_IDLE_BACKOFF_START = 0.001
+NEGATIVE_IDLE_BACKOFF_MAX = 1.0
 
 
 class LoopingCallDone(Exception):
@@ -85,6 +94,34 @@ def _callable_name(f: Any) -> str:
     return f"{module}.{name}" if module else name
 
 
+def _is_async(f: Any) -> bool:
+    """Whether calling ``f`` only creates a coroutine or async generator."""
+    if inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f):
+        return True
+    if inspect.isroutine(f) or isinstance(f, functools.partial):
+        return False
+    call = None
+    for klass in type(f).__mro__:
+        if "__call__" in vars(klass):
+            call = vars(klass)["__call__"]
+            break
+    return call is not None and (inspect.iscoroutinefunction(call)
+                                 or inspect.isasyncgenfunction(call))
+
+
+def _check_callback(what: str, f: Any, param: str = "f") -> None:
+    """TypeError naming ``what`` and ``param`` unless ``f`` is a plain (not async) callable."""
+    if f is None:
+        raise TypeError(f"{what} needs a function to call: {param} is None")
+    if not callable(f):
+        raise TypeError(f"{what} needs a function to call: {param}={f!r} is not callable")
+    if _is_async(f):
+        raise TypeError(
+            f"{what}: {param}={_callable_name(f)} is an async function; calling it only "
+            f"creates a coroutine that would never run. Pass a plain function (for example "
+            f"one that calls asyncio.run() on the coroutine)")
+
+
 def _check_seconds(name: str, value: Any, *, allow_none: bool = True) -> None:
     _clock.check_seconds(name, value, allow_none=allow_none)
 
@@ -93,6 +130,21 @@ def _wall() -> float:
     """Wall time: this module's ``time.time()`` (tests patch it), or virtual time."""
     active = _clock.get_clock()
     return time.time() if active is _clock.REAL_CLOCK else active.wall()
+
+
+class _LoopDoneEvent(DoneEvent):
+    """The event ``start()`` returns: refuses to be waited for from inside its own loop."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, flag: Any, loop: LoopingCallBase) -> None:
+        super().__init__(flag)
+        self._loop = loop
+
+    def wait(self, timeout: float | None = None) -> Any:
+        if not self.ready():
+            self._loop._refuse_wait_from_inside()
+        return super().wait(timeout)
 
 
 class LoopingCallBase:
@@ -117,6 +169,7 @@ class LoopingCallBase:
         self._state_lock = self._backend.lock()
         self._planned: tuple[float, float] | None = None
         self._run_started = 0.0
+        self._loop_ident: Any = None
         #: How many times ``f`` was called (including a run that raised).
         self.runs = 0
         #: Scheduled runs that were skipped because the loop fell behind.
@@ -180,6 +233,15 @@ class LoopingCallBase:
             raise RuntimeError(f"{self._KIND} was never started")
         return self.done.wait()
 
+    def _refuse_wait_from_inside(self) -> None:
+        ident = self._loop_ident
+        if ident is not None and ident == self._backend.current_ident() and (
+                self.done is not None and not self.done.ready()):
+            raise RuntimeError(
+                f"wait() called from inside {_callable_name(self.f)}, the looped function "
+                f"itself: it would wait for its own loop forever. To end the loop from "
+                f"inside, call stop() or raise LoopingCallDone")
+
     def _sleep(self, timeout: float) -> bool:
         """Idle for ``timeout`` seconds, or until :meth:`stop`.
 
@@ -203,10 +265,7 @@ class LoopingCallBase:
     def _check_can_start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(self._RUN_ONLY_ONE_MESSAGE)
-        if self.f is None:
-            raise TypeError(f"{type(self).__name__} needs a function to call: f is None")
-        if not callable(self.f):
-            raise TypeError(f"{type(self).__name__}: f must be callable, got {self.f!r}")
+        _check_callback(type(self).__name__, self.f)
 
     def _start(
         self,
@@ -221,7 +280,7 @@ class LoopingCallBase:
             if self._thread is not None:
                 raise RuntimeError(self._RUN_ONLY_ONE_MESSAGE)
             self._thread = _STARTING
-        self.done = self._backend.done_event()
+        self.done = _LoopDoneEvent(self._backend.event(), self)
         self._abort.clear()
         handle = self._backend.spawn(
             self._run_loop,
@@ -261,6 +320,7 @@ class LoopingCallBase:
         func = observed if stop_on_exception else self._safe(observed, func_name)
         done = self.done
         assert done is not None
+        self._loop_ident = self._backend.current_ident()
         try:
             if initial_delay:
                 self._plan(initial_delay, _clock.monotonic() + initial_delay)
@@ -273,6 +333,11 @@ class LoopingCallBase:
                     result = func(*self.args, **self.kw)
                 finally:
                     self.runs += 1
+                if inspect.iscoroutine(result):
+                    result.close()
+                    raise TypeError(
+                        f"{func_name} returned a coroutine, which would never run: loop a "
+                        f"plain function (for example one that calls asyncio.run())")
                 watch.stop()
                 if not self._running:
                     break
@@ -282,10 +347,14 @@ class LoopingCallBase:
         except LoopingCallDone as e:
             self._finish()
             done.send(e.retvalue)
-        except Exception:
+        except BaseException:
+            # BaseExceptions too (SystemExit, KeyboardInterrupt, GreenletExit...):
+            # the loop is over either way, and whoever waits must hear of it.
             exc_type, exc, tb = sys.exc_info()
-            LOG.error("%(kind)s %(func_name)r failed", {"kind": self._KIND,
-                      "func_name": func_name}, exc_info=True)
+            killed = exc_type is not None and exc_type.__name__ == "GreenletExit"
+            LOG.log(std_logging.DEBUG if killed else std_logging.ERROR,
+                    "%(kind)s %(func_name)r failed", {"kind": self._KIND,
+                    "func_name": func_name}, exc_info=True)
             self._finish()
             done.send_exception(exc_type, exc, tb)  # type: ignore[arg-type]
             del tb
@@ -297,6 +366,7 @@ class LoopingCallBase:
         with self._state_lock:
             self._thread = None
             self._planned = None
+            self._loop_ident = None
 
     def _fixed_interval_idle(self, interval: float, cadence: list[float | None],
                              elapsed: float) -> float:
@@ -325,7 +395,22 @@ class LoopingCallBase:
                 idle = 0.0
         now = _clock.monotonic()
         next_due = due + interval
-        if interval > 0 and now >= next_due + interval:
+        if interval > 0 and overrun > 0 and now > next_due:
+            # The run itself outlasted its interval: the slots that passed meanwhile
+            # are skipped, and the next run is the next slot still ahead (a slot
+            # falling due right now counts as ahead).  No catch-up run.
+            missed = max(1, math.ceil((now - next_due) / interval - 1e-9))
+            self.skipped_runs += missed
+            next_due += missed * interval
+            self._listeners.emit("skipped", self, _callable_name(self.f), reason="missed",
+                                 count=missed)
+            LOG.debug("Function %(func_name)r outlasted its %(interval)s sec interval: "
+                      "%(missed)d scheduled run(s) skipped (%(total)d so far)",
+                      {"func_name": _callable_name(self.f), "interval": interval,
+                       "missed": missed, "total": self.skipped_runs})
+        elif interval > 0 and now >= next_due + interval:
+            # The loop woke up late (the process was stalled): the slot it woke
+            # in runs at once, the ones before it are skipped.
             missed = int((now - next_due) // interval)
             self.skipped_runs += missed
             next_due += missed * interval
@@ -414,6 +499,7 @@ class DynamicLoopingCall(LoopingCallBase):
               stop_on_exception: bool = True) -> DoneEvent:
         _check_seconds("periodic_interval_max", periodic_interval_max)
         failures = [0]
+        negatives = [0]
 
         def _idle_for(suggested: Any, elapsed: float) -> float:
             if suggested is _FAILED:
@@ -427,18 +513,49 @@ class DynamicLoopingCall(LoopingCallBase):
                 if periodic_interval_max is None:
                     raise RuntimeError(self._TASK_MISSING_SLEEP_VALUE_MESSAGE)
                 return periodic_interval_max
-            if isinstance(suggested, bool) or not isinstance(suggested, numbers.Real) or (
-                    math.isnan(suggested)):
+            if isinstance(suggested, bool) or not isinstance(suggested, numbers.Real):
+                delay = math.nan
+            else:
+                try:
+                    delay = float(suggested)
+                except OverflowError:  # an integer too large for a float: "forever"
+                    delay = math.inf if suggested > 0 else -math.inf  # type: ignore[operator]
+            if math.isnan(delay):
                 raise TypeError(
                     f"{_callable_name(self.f)} must return the seconds to idle (a number) "
                     f"or None, got {suggested!r}")
-            delay = max(0.0, float(suggested))
+            if delay < 0:
+                return self._negative_idle(delay, negatives, periodic_interval_max)
+            negatives[0] = 0
             if periodic_interval_max is not None and delay > periodic_interval_max:
                 delay = periodic_interval_max
             return delay
 
         return self._start(_idle_for, initial_delay=initial_delay,
                            stop_on_exception=stop_on_exception)
+
+    def _negative_idle(self, delay: float, negatives: list[int],
+                       periodic_interval_max: float | None) -> float:
+        """The wait after the function returned a negative idle time.
+
+        The first in a row runs the function again at once (as oslo.service);
+        each further one in a row waits twice as long as the last, from
+        NEGATIVE_IDLE_BACKOFF_START up to NEGATIVE_IDLE_BACKOFF_MAX (or
+        ``periodic_interval_max`` when smaller), so the loop never spins.
+        """
+        negatives[0] += 1
+        count = negatives[0]
+        if count == 2:
+            LOG.warning("%(func_name)r keeps returning a negative idle time (%(delay)s sec): "
+                        "backing off while it does", {"func_name": _callable_name(self.f),
+                                                      "delay": delay})
+        if count == 1:
+            return 0.0
+        wait = min(NEGATIVE_IDLE_BACKOFF_MAX,
+                   NEGATIVE_IDLE_BACKOFF_START * 2 ** min(count - 2, 32))
+        if periodic_interval_max is not None:
+            wait = min(wait, max(periodic_interval_max, NEGATIVE_IDLE_BACKOFF_START))
+        return wait
 
 
 class BackOffLoopingCall(LoopingCallBase):
@@ -483,8 +600,14 @@ class BackOffLoopingCall(LoopingCallBase):
                             ("max_interval", max_interval), ("jitter", jitter),
                             ("min_interval", min_interval)):
             _check_seconds(name, value, allow_none=False)
+        if min_interval > max_interval:
+            LOG.warning("BackOffLoopingCall of %(func_name)r: min_interval %(min)s is above "
+                        "max_interval %(max)s; max_interval wins",
+                        {"func_name": _callable_name(self.f), "min": min_interval,
+                         "max": max_interval})
         self._error_time = 0.0
         self._interval = starting_interval
+        floored = [False]
 
         def _idle_for(success: Any, elapsed: float) -> float:
             factor = abs(self._jitter_source().gauss(jitter, 0.1))
@@ -493,6 +616,17 @@ class BackOffLoopingCall(LoopingCallBase):
                 self._error_time = 0.0
                 return starting_interval * factor
             idle = min(max(self._interval * 2 * factor, min_interval), max_interval)
+            if idle < BACKOFF_FLOOR:
+                if not floored[0]:
+                    floored[0] = True
+                    LOG.warning("BackOffLoopingCall of %(func_name)r would retry after "
+                                "%(idle)s sec (min_interval=%(min)s, max_interval=%(max)s, "
+                                "jitter=%(jitter)s): waiting at least %(floor)s sec after "
+                                "each failure instead",
+                                {"func_name": _callable_name(self.f), "idle": idle,
+                                 "min": min_interval, "max": max_interval, "jitter": jitter,
+                                 "floor": BACKOFF_FLOOR})
+                idle = BACKOFF_FLOOR
             # The next failure doubles the mean, not this jittered draw.
             self._interval = max(self._interval * 2 * jitter, min_interval)
             spent = self._error_time + idle
@@ -527,7 +661,7 @@ class RetryDecorator:
         self._max_retry_count = max_retry_count
         self._inc_sleep_time = inc_sleep_time
         self._max_sleep_time = max_sleep_time
-        self._exceptions = exceptions
+        self._exceptions = _exception_classes(exceptions)
         self._retry_count = 0
         self._sleep_time = 0.0
 
@@ -536,6 +670,7 @@ class RetryDecorator:
         return DynamicLoopingCall(func, *args, **kwargs)
 
     def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        _check_callback("RetryDecorator", f)
         func_name = _callable_name(f)
 
         @functools.wraps(f)
@@ -547,6 +682,30 @@ class RetryDecorator:
             return evt.wait()
 
         return func
+
+
+def _exception_classes(value: Any) -> type[BaseException] | tuple[type[BaseException], ...]:
+    """What ``except`` accepts, from a class, a tuple, a list or set of classes, or None."""
+    if value is None:
+        return ()
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return value
+    if isinstance(value, (tuple, list, set, frozenset)):
+        classes: list[type[BaseException]] = []
+        for item in value:
+            inner = _exception_classes(item) if isinstance(item, (tuple, list)) else item
+            if isinstance(inner, tuple):
+                classes.extend(inner)
+            elif isinstance(inner, type) and issubclass(inner, BaseException):
+                classes.append(inner)
+            else:
+                raise TypeError(f"RetryDecorator exceptions must be exception classes, "
+                                f"got {item!r} in {value!r}")
+        return tuple(classes)
+    hint = (f" (the class is {type(value).__name__})"
+            if isinstance(value, BaseException) else "")
+    raise TypeError(f"RetryDecorator exceptions must be an exception class or a tuple of "
+                    f"them, got {value!r}{hint}")
 
 
 class _RetryAttempt:

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import functools
 import heapq
+import inspect
 import logging as std_logging
 import math
 import numbers
@@ -22,12 +23,12 @@ import random
 import threading
 import time  # noqa: F401  (oslo.service users patch periodic_task.time)
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from tickwork import backend, clockwatch, policies
+from tickwork import _options, backend, clockwatch, policies
 from tickwork import clock as _clock
 from tickwork import listeners as _listeners
 
@@ -47,13 +48,7 @@ __all__ = [
 #: time run_periodic_tasks() returns.
 DEFAULT_INTERVAL = 60.0
 
-periodic_opts: list[cfg.Opt] = [
-    cfg.BoolOpt(
-        "run_external_periodic_tasks",
-        default=True,
-        help="Some periodic tasks can be run in a separate process. Should we run them here?",
-    ),
-]
+periodic_opts: list[cfg.Opt] = _options.periodic_opts
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -106,10 +101,68 @@ def _check_spacing(spacing: Any) -> float:
     if isinstance(spacing, bool) or not isinstance(spacing, numbers.Real):
         raise InvalidPeriodicTaskArg(
             f"periodic_task spacing must be a number of seconds, got {spacing!r}", arg="spacing")
-    if math.isnan(spacing) or math.isinf(spacing):
+    try:
+        # -inf is negative: it disables the task, as any negative spacing.
+        finite = math.isfinite(float(spacing)) or float(spacing) == -math.inf
+    except OverflowError:
+        digits = len(str(abs(cast(int, spacing))))
+        raise InvalidPeriodicTaskArg(
+            "periodic_task spacing must be a finite number of seconds, got an integer too "
+            f"large for a float ({digits} digits)", arg="spacing") from None
+    if not finite:
         raise InvalidPeriodicTaskArg(
             f"periodic_task spacing must be finite, got {spacing!r}", arg="spacing")
     return cast(float, spacing)
+
+
+def _is_async(f: Any) -> bool:
+    """Whether calling ``f`` only creates a coroutine or async generator."""
+    return inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
+
+
+def _task_function(attr: str, value: Any, info: Any) -> Callable[..., Any]:
+    """A ``task(self, context)`` function for a staticmethod or classmethod task.
+
+    ``info`` carries the ``@periodic_task`` settings (the descriptor itself
+    when decorated outside, its function when decorated inside).
+    """
+
+    def run(self: Any, context: Any) -> Any:
+        return value.__get__(self, type(self))(context)
+
+    func = value.__func__
+    for key in ("__module__", "__doc__"):
+        setattr(run, key, getattr(func, key, None))
+    run.__name__ = attr
+    run.__qualname__ = getattr(func, "__qualname__", attr)
+    run.__wrapped__ = func  # type: ignore[attr-defined]
+    for key in _TASK_ATTRS:
+        setattr(run, key, getattr(info, key))
+    return run
+
+
+_TASK_ATTRS = ("_periodic_task", "_periodic_external_ok", "_periodic_enabled", "_periodic_name",
+               "_periodic_spacing", "_periodic_immediate", "_periodic_last_run")
+
+
+def _as_task(attr: str, value: Any) -> Any:
+    """``value`` as the class's task function: descriptors of tasks are unwrapped."""
+    if isinstance(value, (staticmethod, classmethod)):
+        if getattr(value, "_periodic_task", False):
+            return _task_function(attr, value, value)
+        if getattr(value.__func__, "_periodic_task", False):
+            return _task_function(attr, value, value.__func__)
+    return value
+
+
+@overload
+def periodic_task(func: _F, /) -> _F: ...
+
+
+@overload
+def periodic_task(*, spacing: float = ..., run_immediately: bool = ..., name: str | None = ...,
+                  enabled: bool = ...,
+                  external_process_ok: bool = ...) -> Callable[[_F], _F]: ...
 
 
 def periodic_task(*args: Any, **kwargs: Any) -> Any:
@@ -157,8 +210,14 @@ def periodic_task(*args: Any, **kwargs: Any) -> Any:
     policy = policies.parse(kwargs, lambda message, arg: InvalidPeriodicTaskArg(message, arg=arg))
 
     def decorator(f: _F) -> _F:
-        if not callable(f):
+        descriptor = isinstance(f, (staticmethod, classmethod))
+        if not callable(f) and not descriptor:
             raise InvalidPeriodicTaskArg(f"periodic_task decorates functions, got {f!r}")
+        if _is_async(f.__func__ if descriptor else f):  # type: ignore[attr-defined]
+            raise InvalidPeriodicTaskArg(
+                f"periodic_task cannot run async functions: {f.__qualname__} would only "
+                f"create a coroutine that never runs. Decorate a plain method (for example "
+                f"one that calls asyncio.run() on the coroutine)")
         f._periodic_task = True  # type: ignore[attr-defined]
         f._periodic_external_ok = bool(kwargs.get("external_process_ok", False))  # type: ignore[attr-defined]
         f._periodic_enabled = bool(kwargs.get("enabled", True))  # type: ignore[attr-defined]
@@ -195,14 +254,24 @@ class _PeriodicTasksMeta(type):
         by_attr = {getattr(task, "__name__", None): i for i, (_n, task) in enumerate(inherited)}
         replaced: dict[int, Callable[..., Any] | None] = {}
         own = []
+        own_attr: dict[str, str] = {}
         for attr, value in dict_.items():
+            value = _as_task(attr, value)
             if getattr(value, "_periodic_task", False):
+                task_name = value._periodic_name
+                if task_name in own_attr:
+                    raise InvalidPeriodicTaskArg(
+                        f"{cls.__name__} has two periodic tasks named {task_name!r}: "
+                        f"{own_attr[task_name]} and {attr}; only one of them would run. "
+                        f"Give one of them another name=", arg=task_name)
+                own_attr[task_name] = attr
                 # A decorated redefinition replaces the inherited task.
                 for i in (by_attr.get(attr), by_name.get(value._periodic_name)):
                     if i is not None:
                         replaced[i] = None
                 own.append(value)
-            elif callable(value) and attr in by_attr:
+            elif (callable(value) or isinstance(value, (staticmethod, classmethod))) and (
+                    attr in by_attr):
                 # A plain override of an inherited task's method: the task calls it.
                 i = by_attr[attr]
                 replaced.setdefault(i, _override(inherited[i][1], value))
@@ -224,15 +293,20 @@ class _PeriodicTasksMeta(type):
         return _register(cls._periodic_tasks, cls._periodic_spacing, task)
 
 
-def _override(task: Callable[..., Any], func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` carrying ``task``'s periodic settings."""
+def _override(task: Callable[..., Any], func: Any) -> Callable[..., Any]:
+    """``func`` (a function, staticmethod or classmethod) carrying ``task``'s periodic settings."""
+    if isinstance(func, (staticmethod, classmethod)):
+        descriptor = func
 
-    @functools.wraps(func)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
+        @functools.wraps(descriptor.__func__)
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return descriptor.__get__(self, type(self))(*args, **kwargs)
+    else:
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
 
-    for key in ("_periodic_task", "_periodic_external_ok", "_periodic_enabled", "_periodic_name",
-                "_periodic_spacing", "_periodic_immediate", "_periodic_last_run"):
+    for key in _TASK_ATTRS:
         setattr(run, key, getattr(task, key))
     run._periodic_policy = _policy_of(task)  # type: ignore[attr-defined]
     return run
@@ -339,6 +413,9 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         super().__init__()
+        if conf is None:
+            raise TypeError(f"{type(self).__name__} needs an oslo.config ConfigOpts (for "
+                            f"example cfg.CONF) for its options, got None")
         self.conf = conf
         self.conf.register_opts(periodic_opts)
         # Per-instance copies: add_periodic_task changes this instance only.
@@ -542,7 +619,12 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         started = stats.last_start
         error: BaseException | None = None
         try:
-            state.task(self, context)
+            result = state.task(self, context)
+            if inspect.iscoroutine(result):
+                result.close()
+                raise TypeError(f"periodic task {full_name} returned a coroutine, which would "
+                                f"never run: make it a plain method (for example one that "
+                                f"calls asyncio.run())")
         except BaseException as exc:
             error = exc
             stats.failures += 1
@@ -667,8 +749,21 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                 continue
             if not self._begin(name, state, current):
                 continue
-            self._run_guarded(name, state, context, raise_on_error)
+            try:
+                self._run_guarded(name, state, context, raise_on_error)
+            except BaseException:
+                # The error goes to the caller; the tasks still due in this pass
+                # keep their due time, so the next call runs them.
+                self._requeue(due[i + 1:])
+                raise
         return self._idle_for(now())
+
+    def _requeue(self, due: list[tuple[str, _TaskState]]) -> None:
+        """Put tasks taken as due but not run back in the schedule, still due."""
+        with self._periodic_lock:
+            for name, state in due:
+                next_due = state.stats.next_due
+                self._push(name, state, next_due if next_due is not None else now())
 
     def _park(self, name: str, state: _TaskState, current: float) -> None:
         """Hold a task filtered by configuration until its next slot."""

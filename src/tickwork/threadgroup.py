@@ -19,6 +19,8 @@ implementation for both backends, built on the backend's threads and on
 from __future__ import annotations
 
 import numbers
+import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -145,6 +147,63 @@ def _log_ended_with(exc: BaseException, what: str) -> None:
     LOG.error("Error waiting on %s.", what, exc_info=(type(exc), exc, exc.__traceback__))
 
 
+def _seconds(name: str, value: Any, stacklevel: int) -> Any:
+    """``value``, or the float a numeric string spells, with an ArgumentWarning
+    pointing ``stacklevel`` frames above the caller.
+
+    oslo.service accepts ``add_timer('1234', ...)`` at the call (and fails in
+    its loop); tickwork runs such a timer at 1234 seconds.  Anything else is
+    left to the looping call's own check.
+    """
+    if not isinstance(value, str):
+        return value
+    return _clock.check_seconds(name, value, coerce_str=True, stacklevel=stacklevel + 1)
+
+
+class _NativeEntry:
+    """A thread a subclass put in ``self.threads`` itself (a ``threading.Thread``,
+    a greenthread): skipped when current, joined on wait, dropped on a plain stop."""
+
+    def __init__(self, entry: Any) -> None:
+        self.entry = entry
+
+    def _is_current(self) -> bool:
+        entry = self.entry
+        if entry is threading.current_thread():
+            return True
+        ident = getattr(entry, "ident", None)
+        return ident is not None and ident == threading.get_ident()
+
+    def stop(self) -> None:
+        kill = getattr(self.entry, "kill", None)
+        if callable(kill):
+            kill()
+
+    def cancel(self, *throw_args: Any) -> None:
+        cancel = getattr(self.entry, "cancel", None)
+        if callable(cancel):
+            cancel(*throw_args)
+
+    def wait(self, timeout: float | None = None) -> Any:
+        join = getattr(self.entry, "join", None)
+        if callable(join):
+            return join(timeout)
+        wait = getattr(self.entry, "wait", None)
+        return wait() if callable(wait) else None
+
+    def dead(self) -> bool:
+        is_alive = getattr(self.entry, "is_alive", None)
+        if callable(is_alive):
+            return not is_alive()
+        dead = getattr(self.entry, "dead", True)
+        return bool(dead() if callable(dead) else dead)
+
+
+def _as_thread(entry: Any) -> Any:
+    """``entry`` as something with the :class:`Thread` interface."""
+    return entry if isinstance(entry, Thread) else _NativeEntry(entry)
+
+
 def _check_pool_size(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive int, got {value!r}")
@@ -187,6 +246,9 @@ class ThreadGroup:
 
     @property
     def max_threads(self) -> int:
+        """Deprecated, as in oslo.service; use ``thread_pool_size``."""
+        warnings.warn("ThreadGroup.max_threads is deprecated and will be removed. "
+                      "Use thread_pool_size instead.", DeprecationWarning, stacklevel=2)
         return self._slots.size
 
     # -- timers -----------------------------------------------------------
@@ -196,8 +258,11 @@ class ThreadGroup:
                        initial_delay: float | None = None,
                        stop_on_exception: bool = True) -> loopingcall.LoopingCallBase:
         """Run ``callback(*args, **kwargs)`` every ``interval`` seconds; returns the timer."""
+        loopingcall._check_callback("ThreadGroup.add_timer", callback, "callback")
         timer = loopingcall.FixedIntervalLoopingCall(
             _TimerCallback(callback), *(args or ()), **(kwargs or {}))
+        interval = _seconds("interval", interval, 2)
+        initial_delay = _seconds("initial_delay", initial_delay, 2)
         return self._started(timer, lambda: timer.start(
             interval=interval, initial_delay=initial_delay,
             stop_on_exception=stop_on_exception))
@@ -217,7 +282,16 @@ class ThreadGroup:
     def add_timer(self, interval: float, callback: Callable[..., Any],
                   initial_delay: float | None = None, *args: Any,
                   **kwargs: Any) -> loopingcall.LoopingCallBase:
-        """Run ``callback(*args, **kwargs)`` every ``interval`` seconds; returns the timer."""
+        """Run ``callback(*args, **kwargs)`` every ``interval`` seconds; returns the timer.
+
+        Passing ``args``/``kwargs`` here is deprecated (as in oslo.service):
+        use :meth:`add_timer_args`.
+        """
+        if args or kwargs:
+            warnings.warn("Calling add_timer() with arguments is deprecated. Use "
+                          "add_timer_args() instead.", DeprecationWarning, stacklevel=2)
+        interval = _seconds("interval", interval, 2)
+        initial_delay = _seconds("initial_delay", initial_delay, 2)
         return self.add_timer_args(interval, callback, args, kwargs,
                                    initial_delay=initial_delay)
 
@@ -226,8 +300,11 @@ class ThreadGroup:
                                periodic_interval_max: float | None = None,
                                stop_on_exception: bool = True) -> loopingcall.LoopingCallBase:
         """Run ``callback`` again after the seconds it returns (capped); returns the timer."""
+        loopingcall._check_callback("ThreadGroup.add_dynamic_timer", callback, "callback")
         timer = loopingcall.DynamicLoopingCall(
             _TimerCallback(callback), *(args or ()), **(kwargs or {}))
+        initial_delay = _seconds("initial_delay", initial_delay, 2)
+        periodic_interval_max = _seconds("periodic_interval_max", periodic_interval_max, 2)
         return self._started(timer, lambda: timer.start(
             initial_delay=initial_delay, periodic_interval_max=periodic_interval_max,
             stop_on_exception=stop_on_exception))
@@ -236,7 +313,17 @@ class ThreadGroup:
                           initial_delay: float | None = None,
                           periodic_interval_max: float | None = None, *args: Any,
                           **kwargs: Any) -> loopingcall.LoopingCallBase:
-        """Run ``callback`` again after the seconds it returns (capped); returns the timer."""
+        """Run ``callback`` again after the seconds it returns (capped); returns the timer.
+
+        Passing ``args``/``kwargs`` here is deprecated (as in oslo.service):
+        use :meth:`add_dynamic_timer_args`.
+        """
+        if args or kwargs:
+            warnings.warn("Calling add_dynamic_timer() with arguments is deprecated. "
+                          "Use add_dynamic_timer_args() instead.", DeprecationWarning,
+                          stacklevel=2)
+        initial_delay = _seconds("initial_delay", initial_delay, 2)
+        periodic_interval_max = _seconds("periodic_interval_max", periodic_interval_max, 2)
         return self.add_dynamic_timer_args(callback, args, kwargs, initial_delay=initial_delay,
                                            periodic_interval_max=periodic_interval_max)
 
@@ -300,6 +387,7 @@ class ThreadGroup:
 
         Blocks while ``thread_pool_size`` threads of the group are running.
         """
+        loopingcall._check_callback("ThreadGroup.add_thread", callback, "callback")
         self._slots.acquire()
         thread = Thread(None, self, link=False)
         try:
@@ -317,9 +405,10 @@ class ThreadGroup:
     def _run_thread(self, thread: Thread, callback: Callable[..., Any],
                     args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         thread._ident = self._backend.current_ident()
-        if thread._cancelled:
-            return None
-        thread._started = True
+        with self._lock:
+            if thread._cancelled:
+                return None
+            thread._started = True
         return callback(*args, **kwargs)
 
     def _on_thread_end(self, handle: ThreadHandle, thread: Thread) -> None:
@@ -339,10 +428,17 @@ class ThreadGroup:
             except ValueError:
                 pass
 
-    def _others(self) -> list[Thread]:
+    def _others(self) -> list[Any]:
+        """The group's threads but the caller, as :class:`Thread` (or alike)."""
         with self._lock:
-            threads = list(self.threads)
+            threads = [_as_thread(t) for t in self.threads]
         return [t for t in threads if not t._is_current()]
+
+    def _drop_native(self) -> None:
+        """Forget the threads a subclass added itself (they cannot be killed)."""
+        with self._lock:
+            self.threads = [t for t in self.threads if isinstance(t, Thread) or (
+                _NativeEntry(t)._is_current())]
 
     def _stop_threads(self) -> None:
         for thread in self._others():
@@ -381,6 +477,7 @@ class ThreadGroup:
             self._wait_threads()
         else:
             self._stop_threads()
+            self._drop_native()
             self._backend.native_sleep(0)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -392,6 +489,9 @@ class ThreadGroup:
         With ``timeout``, give up after that many seconds.  Returns True when
         everything ended.  Errors of the timers and threads are logged.
         """
+        if timeout is not None and timeout != timeout:
+            raise ValueError("ThreadGroup.wait timeout must be a number of seconds, got NaN")
+        # as threading.Event.wait: a negative timeout does not wait
         deadline = None if timeout is None else _clock.monotonic() + max(0.0, timeout)
         with self._lock:
             timers = self.timers + self._stopping
@@ -405,9 +505,34 @@ class ThreadGroup:
     waitall = wait
 
     def cancel(self, *throw_args: Any, **kwargs: Any) -> None:
-        """Cancel threads that have not started yet; ``timeout`` (keyword) is accepted."""
+        """Cancel the threads that have not started yet (deprecated, as in oslo.service).
+
+        Cancelled threads leave ``threads`` at once.  With ``timeout``
+        (keyword), wait that long for the others, checking every
+        ``wait_time`` seconds (default 1), then :meth:`stop` the rest.
+        """
+        warnings.warn("ThreadGroup.cancel() is deprecated and will be removed: use stop()",
+                      DeprecationWarning, stacklevel=2)
         for thread in self._others():
-            thread.cancel(*throw_args)
+            if not isinstance(thread, Thread):
+                try:
+                    thread.cancel(*throw_args)
+                except Exception:
+                    LOG.exception("Error canceling thread.")
+                continue
+            with self._lock:  # atomic with _run_thread's start
+                if not thread._started:
+                    thread._cancelled = True
+            if thread._cancelled:
+                self.thread_done(thread)
+        timeout = kwargs.get("timeout")
+        if timeout is None:
+            return
+        timeout = _clock.check_seconds("cancel timeout", timeout, coerce_str=True)
+        # wait_time (oslo's polling step) is accepted; tickwork waits without polling.
+        if not self._wait_threads(_clock.monotonic() + timeout):
+            LOG.debug("Cancel timeout reached, stopping threads.")
+            self.stop()
 
     def __repr__(self) -> str:
         return (f"<ThreadGroup threads={len(self.threads)} timers={len(self.timers)} "

@@ -7,13 +7,20 @@ through the active clock (:mod:`tickwork.clock`), so a virtual clock sees it.
 
 from __future__ import annotations
 
+import builtins
+import importlib
+import select
 import sys
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from oslo_log import log as logging
+
 from tickwork import clock as _clock
 from tickwork.backend import BackendType
+
+LOG = logging.getLogger(__name__)
 
 
 class Event:
@@ -164,7 +171,10 @@ class ThreadHandle:
             with self._lock:
                 links, self._links = self._links, []
             for func, largs, lkwargs in links:
-                func(self, *largs, **lkwargs)
+                try:
+                    func(self, *largs, **lkwargs)
+                except BaseException:  # the thread has ended: nobody else could see it
+                    LOG.exception("Error in a callback linked to thread %s", self.name)
         finally:
             self._state = self._ENDED
             clock.thread_finished(self)
@@ -225,6 +235,22 @@ class Backend:
 
     def done_event(self) -> DoneEvent:
         return DoneEvent(self.event())
+
+    def original_module(self, name: str) -> Any:
+        """The stdlib module ``name`` as it was before any monkey-patching."""
+        return importlib.import_module(name)
+
+    def wait_readable(self, fds: list[int], timeout: float | None) -> list[int]:
+        """Block (cooperatively) until some of ``fds`` are readable; those fds."""
+        readable, _, _ = select.select(fds, [], [], timeout)
+        return readable
+
+    def after_fork(self) -> None:
+        """In a freshly forked child: make the backend's state its own."""
+
+    def thread_exit_types(self) -> tuple[builtins.type[BaseException], ...]:
+        """Exceptions that mean "this thread was killed", not an error."""
+        return ()
 
     def sleep(self, seconds: float) -> None:
         """Pause on the active clock."""

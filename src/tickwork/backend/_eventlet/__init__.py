@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from typing import Any
 
@@ -106,3 +107,21 @@ class EventletBackend(Backend):
 
     def current_ident(self) -> Any:
         return self._eventlet.getcurrent()
+
+    def original_module(self, name: str) -> Any:
+        import eventlet.patcher
+
+        return eventlet.patcher.original(name)
+
+    def wait_readable(self, fds: list[int], timeout: float | None) -> list[int]:
+        from eventlet.green import select as green_select
+
+        readable, _, _ = green_select.select(fds, [], [], timeout)
+        return list(readable)
+
+    def after_fork(self) -> None:
+        # A new hub: never share an epoll fd with the parent or siblings.
+        self._hubs.use_hub()
+
+    def thread_exit_types(self) -> tuple[builtins.type[BaseException], ...]:
+        return (self._eventlet.greenlet.GreenletExit,)
