@@ -33,8 +33,8 @@ WALL_STEP_THRESHOLD = 1.0
 class ClockWatch:
     """Follows the active clock's offsets; logs each suspend and wall step once.
 
-    :attr:`suspends`, :attr:`wall_steps` count the events seen,
-    :attr:`suspended` is the total seconds suspended since the watch began
+    ``suspends`` and ``wall_steps`` count the events seen,
+    ``suspended`` is the total seconds suspended since the watch began
     on the active clock.  A new clock (a FakeClock installed or removed)
     starts a new *epoch*: readings of different clocks are never compared.
     """

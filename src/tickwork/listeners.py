@@ -58,18 +58,18 @@ class RunEvent:
     task: str
     monotonic: float
     wall: float
-    #: started: when the run was due (monotonic), and how late it started.
+    #: For a started run, when it was due (monotonic), and how late it started.
     due: float | None = None
     lateness: float | None = None
-    #: finished, failed: how long the run took; hung: how long it has been going.
+    #: For a finished or failed run, how long it took; for a hung one, how long so far.
     duration: float | None = None
-    #: failed: what the run raised.
+    #: For a failed run, what it raised.
     exception: BaseException | None = None
-    #: skipped: one of :data:`SKIP_REASONS`.
+    #: For skipped runs, one of :data:`SKIP_REASONS`.
     reason: str | None = None
-    #: skipped: how many due runs were given up.
+    #: For skipped runs, how many due runs were given up.
     count: int = 1
-    #: hung: the stack of the thread running the task, when it could be read.
+    #: For a hung run, the stack of the thread running it, when it could be read.
     stack: str | None = None
 
     @property

@@ -24,9 +24,12 @@ Metrics (labels ``source``, the manager's or loop's class name, and ``task``):
     wall time the latest run that did not raise started;
 ``tickwork_task_next_due_timestamp_seconds``
     wall time the task is next due (managers only, read at scrape time);
-``tickwork_clock_suspends_total``, ``tickwork_clock_suspended_seconds_total``,
+``tickwork_clock_suspends_total``
+    host suspends seen (:mod:`tickwork.clockwatch`);
+``tickwork_clock_suspended_seconds_total``
+    the seconds they lasted;
 ``tickwork_clock_wall_steps_total``
-    host suspends and wall-clock steps seen (:mod:`tickwork.clockwatch`).
+    wall-clock steps seen.
 """
 
 from __future__ import annotations

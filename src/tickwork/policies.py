@@ -62,7 +62,7 @@ class TaskPolicy:
     timeout: float | None = None
     on_timeout: str = "warn"
     missed: str = "coalesce"
-    #: Seconds after its slot within which a run is on time; None: one spacing.
+    #: Seconds after its slot within which a run is on time (None means one spacing).
     grace: float | None = None
     max_catch_up: int = DEFAULT_MAX_CATCH_UP
 
