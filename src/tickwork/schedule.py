@@ -20,7 +20,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from tickwork import _cli
@@ -87,6 +87,28 @@ def _load(target: str, conf: Any) -> Callable[[], Any]:
     return build
 
 
+class _RunLog:
+    """A listener keeping, per task, each run's (start, lateness, failed, skipped before)."""
+
+    def __init__(self, runs: dict[str, list[list[Any]]], manager: Any) -> None:
+        self.runs = runs
+        self.spacing = {name: st.spacing for name, st in manager.periodic_task_stats().items()}
+        self.skips: dict[str, int] = {}
+
+    def run_skipped(self, event: Any) -> None:
+        if event.reason != "external":
+            self.skips[event.task] = self.skips.get(event.task, 0) + event.count
+
+    def run_started(self, event: Any) -> None:
+        skipped = self.skips.pop(event.task, 0)
+        # Late against the first slot it missed, as the table and plot show it.
+        late = (event.lateness or 0.0) + skipped * self.spacing.get(event.task, 0.0)
+        self.runs.setdefault(event.task, []).append([event.monotonic, late, False, skipped])
+
+    def run_failed(self, event: Any) -> None:
+        self.runs[event.task][-1][2] = True
+
+
 def simulate(make_manager: Callable[[], Any], hours: float, pattern: str = "dynamic",
              conf: Any = None, *, periodic_interval: float | None = None,
              periodic_interval_max: float | None = None) -> dict[str, dict[str, Any]]:
@@ -100,30 +122,10 @@ def simulate(make_manager: Callable[[], Any], hours: float, pattern: str = "dyna
     from tickwork import service
     from tickwork.fixture import FakeClock
 
-    runs: dict[str, list[tuple[float, float, bool, int]]] = {}
+    runs: dict[str, list[list[Any]]] = {}
     with FakeClock() as clock:
         manager = make_manager()
-        original = manager.run_periodic_tasks
-
-        def live_stats() -> Iterable[tuple[str, Any]]:
-            # The statistics themselves, not periodic_task_stats()' copies: read
-            # twice per pass, copies would cost more than the pass.
-            return [(name, state.stats) for name, state in manager._periodic_state.items()]
-
-        def observed_pass(context: Any, raise_on_error: bool = False) -> Any:
-            before = {name: (st.runs, st.failures, st.skipped, st.next_due)
-                      for name, st in live_stats()}
-            try:
-                return original(context, raise_on_error=raise_on_error)
-            finally:
-                for name, st in live_stats():
-                    count, failures, skipped, due = before.get(name, (0, 0, 0, None))
-                    if st.runs > count and st.last_start is not None:
-                        late = 0.0 if due is None else max(0.0, st.last_start - due)
-                        runs.setdefault(name, []).append(
-                            (st.last_start, late, st.failures > failures, st.skipped - skipped))
-
-        manager.run_periodic_tasks = observed_pass
+        manager.add_periodic_listener(_RunLog(runs, manager))
         svc = service.Service(manager=manager, conf=conf, periodic_pattern=pattern,
                               periodic_fuzzy_delay=0, periodic_interval=periodic_interval,
                               periodic_interval_max=periodic_interval_max)
