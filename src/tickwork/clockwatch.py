@@ -45,6 +45,7 @@ class ClockWatch:
         self.epoch = 0
         self._base_suspended = 0.0
         self._last_wall_offset = 0.0
+        self._last_suspended: float | None = None
         self._reported = 0.0
         self.suspended = 0.0
         self.suspends = 0
@@ -55,7 +56,11 @@ class ClockWatch:
         """Read the clocks now; ``(epoch, seconds suspended so far in this epoch)``."""
         active = _clock.get_clock()
         suspended, wall_offset = active.clock_offsets()
+        if (active is self._clock and suspended == self._last_suspended
+                and wall_offset == self._last_wall_offset):
+            return self.epoch, self.suspended  # nothing moved (the usual case): no lock
         with self._lock:
+            self._last_suspended = suspended
             if active is not self._clock:
                 self._clock = active
                 self.epoch += 1

@@ -538,17 +538,26 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         policy = state.policy
         prior_due = stats.next_due
         anchor = state.anchor
-        decision = policies.plan(policy, anchor, spacing, started)
-        if decision.skipped:
-            self._count_skip(stats, "missed", decision.skipped, events)
-        if decision.missed or decision.skipped:
-            self._log_missed(name, state, decision)
-        state.anchor = decision.boundary
+        if anchor is not None and started < anchor + 2 * spacing and (
+                policy.grace is None or started - (anchor + spacing) <= policy.grace):
+            boundary = anchor + spacing  # on time: the common case, no plan needed
+        else:
+            decision = policies.plan(policy, anchor, spacing, started)
+            if decision.skipped:
+                self._count_skip(stats, "missed", decision.skipped, events)
+            if decision.missed or decision.skipped:
+                self._log_missed(name, state, decision)
+            boundary = decision.boundary
+            if not decision.run:
+                state.anchor = boundary
+                jitter = 0 if anchor is None else _jitter(spacing)
+                dict.__setitem__(self._periodic_last_run, name, boundary + jitter)
+                self._push(name, state, boundary + spacing + jitter)
+                return False
+        state.anchor = boundary
         jitter = 0 if anchor is None else _jitter(spacing)
-        dict.__setitem__(self._periodic_last_run, name, decision.boundary + jitter)
-        self._push(name, state, decision.boundary + spacing + jitter)
-        if not decision.run:
-            return False
+        dict.__setitem__(self._periodic_last_run, name, boundary + jitter)
+        self._push(name, state, boundary + spacing + jitter)
         if state.running and (state.hung or policy.overlap != "parallel"):
             if state.hung or policy.overlap == "skip" or state.queued is not None:
                 reason = "hung" if state.hung else "overlap"
@@ -571,8 +580,10 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         stats.last_start = started
         # Late against the slot this run stands for (jitter included), until it
         # actually starts (later than the pass began when other tasks ran first).
-        due = decision.boundary if prior_due is None else max(prior_due, decision.boundary)
-        lateness = max(0.0, now() - due)
+        due = boundary if prior_due is None or prior_due < boundary else prior_due
+        lateness = now() - due
+        if lateness < 0:
+            lateness = 0.0
         stats.last_lateness = lateness
         if self._periodic_listeners:
             events.append(("started", {"due": due, "lateness": lateness}))
@@ -649,7 +660,9 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         """Run a begun task, on its own thread and watched when it has a timeout."""
         timeout = state.policy.timeout
         if timeout is None:
-            self._run_queued(name, state, context, raise_on_error)
+            self._run_one(name, state, context, raise_on_error)
+            if state.queued is not None:
+                self._run_queued(name, state, context, raise_on_error, first=False)
             return
         active = backend.get_backend()
         handle = active.spawn(self._run_queued, name, state, context, raise_on_error,
@@ -659,9 +672,11 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             self._report_hung(name, state, handle, timeout)
 
     def _run_queued(self, name: str, state: _TaskState, context: Any,
-                    raise_on_error: bool) -> None:
-        """Run the task, then once more for each run queued meanwhile (overlap='queue')."""
-        self._run_one(name, state, context, raise_on_error)
+                    raise_on_error: bool, first: bool = True) -> None:
+        """Run the task (unless not ``first``), then once more for each run queued
+        meanwhile (overlap='queue')."""
+        if first:
+            self._run_one(name, state, context, raise_on_error)
         while True:
             with self._periodic_lock:
                 due = state.queued
