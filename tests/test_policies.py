@@ -445,3 +445,24 @@ def test_the_real_clock_reports_its_offsets():
     suspended, wall_offset = _clock.REAL_CLOCK.clock_offsets()
     assert suspended is None or suspended >= 0
     assert abs(wall_offset) > 1e9  # wall time is seconds since the epoch, boot time is not
+
+
+def test_an_error_after_a_hung_run_is_logged_since_nobody_waits_for_it(caplog):
+    def hang_then_fail(manager):
+        tw_backend.get_backend().sleep(20)
+        raise ValueError("late failure")
+
+    with FakeClock() as clock:
+        manager, rec = make_manager(clock, hang_then_fail, timeout=5)
+
+        def pass_raising(context):
+            return manager.run_periodic_tasks(context, raise_on_error=True)
+
+        loop = loopingcall.DynamicLoopingCall(pass_raising, None)
+        loop.start(periodic_interval_max=60)
+        clock.advance(31)
+        stop(loop)
+    assert [e.monotonic for e in rec.of("hung")] == [15]
+    assert [e.monotonic for e in rec.of("failed")] == [30]
+    assert "Error during Manager.tick (after it was reported hung)" in caplog.text
+    assert "late failure" in caplog.text

@@ -721,8 +721,15 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         with self._periodic_lock:
             state.hung = False
             duration = state.stats.last_duration
+        full_name = f"{type(self).__name__}.{name}"
         LOG.info("Periodic task %(task)s ended after %(duration).1f s (it was reported hung)",
-                 {"task": f"{type(self).__name__}.{name}", "duration": duration or 0.0})
+                 {"task": full_name, "duration": duration or 0.0})
+        try:
+            handle.wait()
+        except BaseException:
+            # Nobody waits for it any more (raise_on_error could not reach the caller).
+            LOG.exception("Error during %(full_task_name)s (after it was reported hung)",
+                          {"full_task_name": full_name})
 
     def _apply_suspend(self) -> None:
         """Move every schedule back by the time the host was suspended, if it was."""
