@@ -13,7 +13,7 @@ from oslo_config import cfg
 
 __all__ = ["list_opts"]
 
-_MODULES = ("tickwork.periodic_task", "tickwork.service")
+_MODULES = ("tickwork.periodic_task", "tickwork.service", "tickwork.coordination")
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
