@@ -164,6 +164,21 @@ def before_run(manager: PeriodicTasks, name: str, state: _TaskState, current: fl
     Never raises for a backend problem.
     """
     coordinator = _coordinator_for(manager)
+    spacing = manager._periodic_spacing[name]
+    if state.anchor is not None and current < state.anchor + spacing:
+        # The first pass's look (periodic_task schedules it for the group join): the
+        # first run is one spacing after creation, as for any task, or, with a backend,
+        # at the first boundary of the grid.
+        if coordinator is None:
+            due = state.anchor + spacing
+        else:
+            wall = _clock.wall()
+            due = current + (math.floor(wall / spacing) + 1) * spacing - wall
+            due += min(1e-3, spacing / 100)
+        with manager._periodic_lock:
+            state.anchor = due - spacing
+            manager._push(name, state, due)
+        return False
     if coordinator is None:
         return True
     return coordinator.evaluate(manager, name, state, current)

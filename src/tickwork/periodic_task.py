@@ -354,7 +354,9 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         else:
             dict.__setitem__(self._periodic_last_run, name, created)
             state.anchor = created
-            self._push(name, state, created + spacing)
+            # coordination: a coordinated task is looked at on the first pass (the replica
+            # joins its group then); coordination.before_run holds it until its first run.
+            self._push(name, state, created if state.stats.coordinated else created + spacing)
 
     def _push(self, name: str, state: _TaskState, due: float) -> None:
         state.version += 1
