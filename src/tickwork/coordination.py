@@ -125,8 +125,10 @@ def run_as_replica(manager: PeriodicTasks, backend_url: str | None) -> None:
     _register(manager.conf)
     manager.conf.set_override("backend_url", backend_url, group=GROUP)
     with manager._periodic_lock:
-        for state in manager._periodic_state.values():
+        for name, state in manager._periodic_state.items():
             state.stats.coordinated = True
+            if state.stats.runs == 0 and state.anchor is not None:
+                manager._push(name, state, _clock.monotonic())  # join on the first pass
 
 
 def period_of(manager: PeriodicTasks, name: str) -> int | None:
@@ -172,8 +174,8 @@ def before_run(manager: PeriodicTasks, name: str, state: _TaskState, current: fl
         if coordinator is None:
             due = state.anchor + spacing
         else:
-            wall = _clock.wall()
-            due = current + (math.floor(wall / spacing) + 1) * spacing - wall
+            mono, wall = _fresh()
+            due = mono + (math.floor(wall / spacing) + 1) * spacing - wall
             due += min(1e-3, spacing / 100)
         with manager._periodic_lock:
             state.anchor = due - spacing
@@ -182,6 +184,13 @@ def before_run(manager: PeriodicTasks, name: str, state: _TaskState, current: fl
     if coordinator is None:
         return True
     return coordinator.evaluate(manager, name, state, current)
+
+
+def _fresh() -> tuple[float, float]:
+    """The scheduler's clock and the wall clock, read together."""
+    from tickwork import periodic_task
+
+    return periodic_task.now(), _clock.wall()
 
 
 # -- one coordinator per manager and process -------------------------------------
@@ -234,7 +243,7 @@ def _create(manager: PeriodicTasks) -> _Coordinator | None:
     cls = type(manager)
     return _Coordinator(
         url=group.backend_url,
-        group=group.group_name or f"tickwork.{cls.__module__}.{cls.__qualname__}",
+        group=group.group_name or f"{cls.__module__}.{cls.__qualname__}",
         member=_member_id(),
         heartbeat=group.heartbeat_interval,
         lease=group.lease_timeout,
@@ -453,7 +462,8 @@ class _Coordinator:
     def evaluate(self, manager: PeriodicTasks, name: str, state: _TaskState,
                  current: float) -> bool:
         spacing = manager._periodic_spacing[name]
-        wall = _clock.wall()
+        # Fresh readings: ``current`` is when the pass began, earlier tasks may have run since.
+        current, wall = _fresh()
         period = math.floor(wall / spacing)
         stats = state.stats
         last = self.evaluated.get(name)

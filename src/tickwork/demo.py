@@ -27,7 +27,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from tickwork import periodic_task, service
+from tickwork import coordination, periodic_task, service
 from tickwork.backend import get_backend
 
 LOG = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ demo_opts = [
     cfg.StrOpt("periodic-pattern", default="dynamic", choices=["dynamic", "fixed"],
                help="dynamic: idle until the next task is due (nova); fixed: a pass every "
                     "periodic_interval seconds (cinder/neutron)."),
+    cfg.StrOpt("coordination", dest="coordination_url", metavar="URL",
+               help="Run as one replica of the demo: its tasks run once per period across "
+                    "every demo started with the same coordination backend URL."),
 ]
 
 #: Demo defaults that differ from the options' (start at once, stop quickly).
@@ -142,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.setup(conf, PROJECT)
     svc = DemoService(manager=DemoManager(conf), conf=conf,
                       periodic_pattern=conf.periodic_pattern)
+    coordination.run_as_replica(svc.manager, conf.coordination_url)
     LOG.info("tickwork demo: %(workers)d worker(s), %(pattern)s pattern; Ctrl-C or SIGTERM "
              "stops it", {"workers": conf.workers, "pattern": conf.periodic_pattern})
     launcher = service.launch(conf, svc, workers=conf.workers)
