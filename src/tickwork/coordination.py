@@ -443,6 +443,8 @@ class _Coordinator:
 
     def close(self) -> None:
         self._closing.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(self.timeout + 1.0)  # no refresh joins again behind our back
         driver = self._driver
         if driver is None:
             return
@@ -452,10 +454,16 @@ class _Coordinator:
             driver.leave_group(self.group.encode()).get(self.timeout)
         except Exception:  # best effort: the lease expires anyway
             LOG.debug("Leaving coordination group %s failed", self.group, exc_info=True)
-        try:
-            driver.stop()
-        except Exception:
-            LOG.debug("Stopping the coordination driver failed", exc_info=True)
+
+        def stop_driver() -> None:
+            try:
+                driver.stop()
+            except Exception:
+                LOG.debug("Stopping the coordination driver failed", exc_info=True)
+
+        # Stopping the driver's executor takes about a second; the group is left already.
+        threading.Thread(target=stop_driver, name="tickwork-coordination-stop",
+                         daemon=True).start()
 
     # -- the run loop's side -------------------------------------------------
 
