@@ -90,7 +90,7 @@ def _conf(url: str | None, group: str) -> Any:
 
     conf = cfg.ConfigOpts()
     conf([])
-    coordination._register(conf)
+    coordination.register_opts(conf)
     for name, value in (("backend_url", url), ("group_name", group),
                         ("heartbeat_interval", HEARTBEAT), ("lease_timeout", LEASE)):
         conf.set_override(name, value, group="coordination")

@@ -57,7 +57,7 @@ class Replicated(periodic_task.PeriodicTasks):
 def main() -> None:
     conf = cfg.ConfigOpts()
     conf([])
-    coordination._register(conf)
+    coordination.register_opts(conf)
     for name, value in (("backend_url", URL), ("heartbeat_interval", HEARTBEAT),
                         ("lease_timeout", LEASE), ("group_name", "replica-test")):
         conf.set_override(name, value, group="coordination")

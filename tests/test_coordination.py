@@ -87,7 +87,7 @@ def _conf(url: str | None, group: str = "test", heartbeat: float = 0.05,
           lease: float = 2.0) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     conf([])
-    coordination._register(conf)
+    coordination.register_opts(conf)
     conf.set_override("backend_url", url, group="coordination")
     conf.set_override("group_name", group, group="coordination")
     conf.set_override("heartbeat_interval", heartbeat, group="coordination")

@@ -60,6 +60,7 @@ __all__ = [
     "describe",
     "list_opts",
     "period_of",
+    "register_opts",
     "run_as_replica",
     "stop",
 ]
@@ -104,7 +105,8 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     return [(GROUP, copy.deepcopy(coordination_opts))]
 
 
-def _register(conf: cfg.ConfigOpts) -> None:
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the ``[coordination]`` options on ``conf`` (done on a manager's first pass)."""
     try:
         conf.register_opts(coordination_opts, group=GROUP)
     except cfg.DuplicateOptError:  # registered by the application with other settings
@@ -122,7 +124,7 @@ def run_as_replica(manager: PeriodicTasks, backend_url: str | None) -> None:
     """
     if not backend_url:
         return
-    _register(manager.conf)
+    register_opts(manager.conf)
     manager.conf.set_override("backend_url", backend_url, group=GROUP)
     with manager._periodic_lock:
         for name, state in manager._periodic_state.items():
@@ -236,7 +238,7 @@ def _forget(key: int) -> None:
 
 def _create(manager: PeriodicTasks) -> _Coordinator | None:
     conf = manager.conf
-    _register(conf)
+    register_opts(conf)
     group = conf[GROUP]
     if not group.backend_url:
         return None
