@@ -185,7 +185,15 @@ def before_run(manager: PeriodicTasks, name: str, state: _TaskState, current: fl
         return False
     if coordinator is None:
         return True
-    return coordinator.evaluate(manager, name, state, current)
+    try:
+        return coordinator.evaluate(manager, name, state, current)
+    except Exception as exc:  # a bug or an unexpected driver error: never into the timer
+        coordinator.unexpected(exc)
+        state.stats.skipped += 1
+        mono, wall = _fresh()
+        coordinator._push(manager, name, state, mono, wall, math.floor(wall / spacing) + 1,
+                          spacing)
+        return False
 
 
 def _fresh() -> tuple[float, float]:
@@ -323,6 +331,7 @@ class _Coordinator:
         self._members: frozenset[str] = frozenset()
         self._last_ok: float | None = None  # time.monotonic() of the last good refresh
         self._lost = False
+        self._unexpected_logged = False
         self._error: str | None = None
         self._closing = threading.Event()
         self._first = threading.Event()
@@ -418,9 +427,18 @@ class _Coordinator:
             self._lost = True
             self._error = f"{type(exc).__name__}: {exc}"
         if first:
-            LOG.warning("Coordination backend unreachable (%(error)s): coordinated periodic "
-                        "tasks are not run here until it is back; their periods are counted "
-                        "as skipped", {"error": self._error})
+            hint = (" (pip install tickwork[coordination])"
+                    if isinstance(exc, ImportError) else "")
+            LOG.warning("Coordination backend unreachable (%(error)s%(hint)s): coordinated "
+                        "periodic tasks are not run here until it is back; their periods are "
+                        "counted as skipped", {"error": self._error, "hint": hint})
+
+    def unexpected(self, exc: BaseException) -> None:
+        """Log an unexpected error of the coordination code, with its traceback, once."""
+        if not self._unexpected_logged:
+            self._unexpected_logged = True
+            LOG.error("Coordinated periodic task not run: unexpected error %s", exc,
+                      exc_info=(type(exc), exc, exc.__traceback__))
 
     def healthy(self) -> bool:
         with self._lock:
