@@ -130,7 +130,7 @@ def run_as_replica(manager: PeriodicTasks, backend_url: str | None) -> None:
         for name, state in manager._periodic_state.items():
             state.stats.coordinated = True
             if state.stats.runs == 0 and state.anchor is not None:
-                manager._push(name, state, _clock.monotonic())  # join on the first pass
+                manager._push(name, state, _fresh()[0])  # join on the first pass
 
 
 def period_of(manager: PeriodicTasks, name: str) -> int | None:
@@ -152,7 +152,11 @@ def describe(manager: PeriodicTasks) -> dict[str, Any]:
 
 
 def stop(manager: PeriodicTasks) -> None:
-    """Leave the group now (its tasks move at once) and close the backend connection."""
+    """Leave the group now (its tasks move at once) and close the backend connection.
+
+    For a manager whose passes have ended; a later pass joins the group again.
+    The ``[coordination]`` options are read on the manager's first pass.
+    """
     entry = _REGISTRY.pop(id(manager), None)
     if entry is not None and entry[1] is not None and entry[2] == os.getpid():
         entry[1].close()
@@ -167,8 +171,19 @@ def before_run(manager: PeriodicTasks, name: str, state: _TaskState, current: fl
     When it does not, the task is rescheduled to the next period's boundary.
     Never raises for a backend problem.
     """
-    coordinator = _coordinator_for(manager)
     spacing = manager._periodic_spacing[name]
+    try:
+        coordinator = _coordinator_for(manager)
+    except Exception:  # unusable [coordination] settings: never into the timer
+        if not _BROKEN_LOGGED:
+            _BROKEN_LOGGED.append(True)
+            LOG.exception("Coordination could not be set up: coordinated periodic tasks are "
+                          "not run; their periods are counted as skipped")
+        state.stats.skipped += 1
+        mono, wall = _fresh()
+        _Coordinator._push(manager, name, state, mono, wall, math.floor(wall / spacing) + 1,
+                           spacing)
+        return False
     if state.anchor is not None and current < state.anchor + spacing:
         # The first pass's look (periodic_task schedules it for the group join): the
         # first run is one spacing after creation, as for any task, or, with a backend,
@@ -194,6 +209,9 @@ def before_run(manager: PeriodicTasks, name: str, state: _TaskState, current: fl
         coordinator._push(manager, name, state, mono, wall, math.floor(wall / spacing) + 1,
                           spacing)
         return False
+
+
+_BROKEN_LOGGED: list[bool] = []
 
 
 def _fresh() -> tuple[float, float]:
