@@ -510,7 +510,9 @@ def test_replica_processes_run_each_period_once_and_fail_over_on_sigkill(tmp_pat
                     proc.kill()
                     proc.wait(10)
 
-    bound = math.ceil((LEASE + 2 * HEARTBEAT + 1.0) / SPACING)
+    # One lease, one refresh of the survivors, and 0.6 s for scheduling on a loaded machine
+    # (about 10 periods are lost when it is idle).
+    bound = math.ceil((LEASE + HEARTBEAT + 0.6) / SPACING)
     for kind in groups:
         runs, skips = _read_log(logs[kind])
         victim, kill_period = killed[kind]
@@ -525,7 +527,7 @@ def test_replica_processes_run_each_period_once_and_fail_over_on_sigkill(tmp_pat
             # Only the failover loses periods, at most those inside one lease ...
             assert len(missing) <= bound, (kind, name, missing)
             # ... and none is lost silently: each is counted as skipped.
-            assert len(missing) <= skips[name] <= len(missing) + bound, (kind, name)
+            assert len(missing) <= skips[name] <= bound, (kind, name, missing, skips)
             # The victim's tasks moved: later periods ran on the survivors.
             assert all(pid != victim for t, p, pid in runs if t == name and p > kill_period + 1)
 
