@@ -436,10 +436,33 @@ PERIODS = 200
 def _spawn(url, log, backend_name, replicas=3):
     env = dict(os.environ, TICKWORK_BACKEND=backend_name, PYTHONPATH=SRC,
                PYTHONWARNINGS="ignore")
-    return subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "coordination_replica.py"), url, str(SPACING),
-         str(log), str(replicas), str(HEARTBEAT), str(LEASE)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    with open(f"{log}.{backend_name}.{time.monotonic_ns()}.err", "w") as err:
+        return subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "coordination_replica.py"), url, str(SPACING),
+             str(log), str(replicas), str(HEARTBEAT), str(LEASE)],
+            stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+
+
+def _ranges(periods):
+    """[1, 2, 3, 7] -> "1-3, 7"."""
+    out = []
+    for p in sorted(periods):
+        if out and out[-1][1] == p - 1:
+            out[-1][1] = p
+        else:
+            out.append([p, p])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in out)
+
+
+def _diagnose(log, kill, name, missing):
+    runs, _ = _read_log(log)
+    lines = [f"kill at period {kill[1]} of pid {kill[0]}; missing {_ranges(missing)}"]
+    for pid in sorted({pid for _t, _p, pid in runs}):
+        mine = [p for t, p, q in runs if t == name and q == pid]
+        lines.append(f"pid {pid} ran {name}: {_ranges(mine)}")
+    for path in sorted(log.parent.glob(log.name + ".*.err")):
+        lines.append(f"--- {path.name}\n" + path.read_text()[-3000:])
+    return "\n".join(lines)
 
 
 def _read_log(path):
@@ -525,7 +548,7 @@ def test_replica_processes_run_each_period_once_and_fail_over_on_sigkill(tmp_pat
             missing = [p for p in range(min(done), max(done) + 1) if p not in done]
             assert max(done) - min(done) >= PERIODS
             # Only the failover loses periods, at most those inside one lease ...
-            assert len(missing) <= bound, (kind, name, missing)
+            assert len(missing) <= bound, _diagnose(logs[kind], killed[kind], name, missing)
             # ... and none is lost silently: each is counted as skipped.
             assert len(missing) <= skips[name] <= bound, (kind, name, missing, skips)
             # The victim's tasks moved: later periods ran on the survivors.
