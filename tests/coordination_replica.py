@@ -59,7 +59,8 @@ def main() -> None:
     conf([])
     coordination.register_opts(conf)
     for name, value in (("backend_url", URL), ("heartbeat_interval", HEARTBEAT),
-                        ("lease_timeout", LEASE), ("group_name", "replica-test")):
+                        ("lease_timeout", LEASE), ("backend_timeout", LEASE / 2),
+                        ("group_name", "replica-test")):
         conf.set_override(name, value, group="coordination")
     manager = Replicated(conf)
     stopping = []
