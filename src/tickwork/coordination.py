@@ -339,6 +339,10 @@ class _Coordinator:
                         {"hb": heartbeat, "lease": lease, "new": lease / 3})
             heartbeat = lease / 3
         self.heartbeat = heartbeat
+        if timeout >= lease:
+            LOG.warning("[coordination] backend_timeout %(t)g is not under lease_timeout "
+                        "%(lease)g: a slow call may end after this replica's lease",
+                        {"t": timeout, "lease": lease})
         #: task name -> the last period evaluated here
         self.evaluated: dict[str, int] = {}
         self._owned: dict[str, bool] = {}
