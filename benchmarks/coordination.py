@@ -92,7 +92,8 @@ def _conf(url: str | None, group: str) -> Any:
     conf([])
     coordination.register_opts(conf)
     for name, value in (("backend_url", url), ("group_name", group),
-                        ("heartbeat_interval", HEARTBEAT), ("lease_timeout", LEASE)):
+                        ("heartbeat_interval", HEARTBEAT), ("lease_timeout", LEASE),
+                        ("backend_timeout", LEASE / 2)):
         conf.set_override(name, value, group="coordination")
     return conf
 

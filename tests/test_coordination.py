@@ -99,6 +99,7 @@ def _conf(url: str | None, group: str = "test", heartbeat: float = 0.05,
     conf.set_override("group_name", group, group="coordination")
     conf.set_override("heartbeat_interval", heartbeat, group="coordination")
     conf.set_override("lease_timeout", lease, group="coordination")
+    conf.set_override("backend_timeout", lease / 2, group="coordination")
     return conf
 
 
@@ -614,3 +615,13 @@ def test_an_unexpected_error_skips_the_run_logs_once_and_never_raises(tmp_path, 
         errors = [r for r in caplog.records if "ring exploded" in r.getMessage()]
         assert len(errors) == 1 and errors[0].exc_info
         coordination.stop(manager)
+
+
+def test_the_lease_becomes_the_drivers_membership_timeout_unless_the_url_sets_one():
+    options = coordination._driver_options("redis://h:6379", 2.5, 0.5)
+    assert options["membership_timeout"] == "2.5" and options["socket_timeout"] == "0.5"
+    assert "membership_timeout" not in coordination._driver_options(
+        "redis://h:6379?membership_timeout=7", 2.5, 0.5)
+    assert coordination._driver_options("file:///tmp/x", 2.5, 0.5) == {"timeout": "3"}
+    assert coordination._driver_options("etcd3+http://h:2379", 0.2, 0.5) == {"timeout": "1"}
+    assert coordination._driver_options("mysql://h/db", 2.5, 0.5) == {}
