@@ -24,7 +24,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from tickwork import _cli, _format, periodic_task, service
+from tickwork import _cli, _format, coordination, periodic_task, service
 from tickwork.backend import get_backend, get_backend_type
 
 LOG = logging.getLogger(__name__)
@@ -60,6 +60,9 @@ demo_opts = [
     cfg.StrOpt("periodic-pattern", default="dynamic", choices=["dynamic", "fixed"],
                help="dynamic: idle until the next task is due (nova); fixed: a pass every "
                     "periodic_interval seconds (cinder/neutron)."),
+    cfg.StrOpt("coordination", dest="coordination_url", metavar="URL",
+               help="Run as one replica of the demo: its tasks run once per period across "
+                    "every demo started with the same coordination backend URL."),
 ]
 
 #: Demo defaults that differ from the options' (start at once, stop quickly).
@@ -174,6 +177,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "tickwork demo") -> int:
     logging.setup(conf, PROJECT)
     svc = DemoService(manager=DemoManager(conf), conf=conf,
                       periodic_pattern=conf.periodic_pattern)
+    coordination.run_as_replica(svc.periodic_manager, conf.coordination_url)
     get_backend()
     backend_type = get_backend_type()
     LOG.info("tickwork demo: %(workers)d worker(s), %(pattern)s pattern, %(backend)s "
