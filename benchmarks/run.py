@@ -31,7 +31,7 @@ from typing import Any
 from benchmarks import _util
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ("drift", "periodic", "startstop", "timers", "virtualday")
+SECTIONS = ("drift", "periodic", "startstop", "timers", "virtualday", "coordination")
 #: Seconds a class with K periodic tasks may take to build before falling back to --build add.
 CLASS_BUILD_TIMEOUT = 20.0
 
@@ -275,12 +275,39 @@ def virtualday_report(jobs: list[Job]) -> str:
             + table(headers, rows))
 
 
+def coordination_jobs(quick: bool) -> list[Job]:
+    # Failover time is the lease's, whatever the backend: timed on threading only.
+    passes = ["--passes", "400" if quick else "2000"]
+    return [Job("coordination", "tickwork", backend, patched,
+                ["--kind", kind, *passes, "--failovers",
+                 ("1" if quick else "3") if backend == "threading" else "0"])
+            for kind in ("redis", "file") for _label, backend, patched in CONFIGS]
+
+
+def coordination_report(jobs: list[Job]) -> str:
+    keys = ("run_us", "coord_run_us", "overhead_us", "idle_us", "coord_idle_us",
+            "elsewhere_us", "failover_s", "failover_max_s")
+    headers = ("backend", "kind", "run us", "coord run us", "+us/run", "idle us",
+               "coord idle us", "elsewhere us", "failover s", "max s")
+    rows = []
+    for job in jobs:
+        label = next(lb for lb, b, p in CONFIGS if b == job.backend and p == job.monkey_patch)
+        rows.append([label, job.args[1], *(_fmt(_value(job, k)) for k in keys)])
+    lease = next((j.result["lease_s"] for j in jobs if j.result), "?")
+    return ("Coordinated tasks (tickwork only): a pass running one due no-op task, "
+            "uncoordinated and coordinated (membership check and one claim); a pass with "
+            "nothing due; a pass whose due task another replica owns; SIGKILL of the "
+            f"running replica to the first run elsewhere (lease {lease} s)\n\n"
+            + table(headers, rows))
+
+
 BUILDERS = {
     "drift": (drift_jobs, drift_report),
     "periodic": (periodic_jobs, periodic_report),
     "startstop": (startstop_jobs, startstop_report),
     "timers": (timers_jobs, timers_report),
     "virtualday": (virtualday_jobs, virtualday_report),
+    "coordination": (coordination_jobs, coordination_report),
 }
 
 

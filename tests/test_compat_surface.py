@@ -356,11 +356,12 @@ def test_tickwork_and_oslo_service_options_coexist(backend, tickwork_first):
 def test_list_opts_reads_the_one_options_module(backend):
     from tickwork import opts
 
-    names = [o.name for _, group in opts.list_opts() for o in group]
-    expected = [o.name for o in _options.periodic_opts + _options.service_opts
+    names = [(g, o.name) for g, group in opts.list_opts() for o in group]
+    expected = [(None, o.name) for o in _options.periodic_opts + _options.service_opts
                 + _options.service_periodic_opts]
+    expected += [("coordination", o.name) for o in _options.coordination_opts]
     assert names == expected
-    for opt in _options.service_periodic_opts:
+    for opt in _options.service_periodic_opts + _options.coordination_opts:
         assert "nova" not in opt.help and "cinder" not in opt.help
 
 

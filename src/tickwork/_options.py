@@ -14,7 +14,8 @@ import copy
 
 from oslo_config import cfg
 
-__all__ = ["list_opts", "periodic_opts", "service_opts", "service_periodic_opts"]
+__all__ = ["COORDINATION_GROUP", "coordination_opts", "list_opts", "periodic_opts",
+           "service_opts", "service_periodic_opts"]
 
 #: ``PeriodicTasks`` (shared with oslo.service).
 periodic_opts: list[cfg.Opt] = [
@@ -57,6 +58,39 @@ service_periodic_opts: list[cfg.Opt] = [
 ]
 
 
+#: ``[coordination]``: coordinated periodic tasks across replicas (tickwork.coordination).
+COORDINATION_GROUP = "coordination"
+
+coordination_opts: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "backend_url",
+        secret=True,
+        help="URL of the coordination backend shared by the replicas of this service, for "
+             "example redis://host:6379, etcd3+http://host:2379, zookeeper://host:2181 or "
+             "file:///shared/dir. When set, periodic tasks declared coordinated run once "
+             "per period across all replicas; when unset they run in every process."),
+    cfg.StrOpt(
+        "group_name",
+        help="Name of the group the replicas join. Replicas with the same group name share "
+             "their coordinated tasks. Default: derived from the manager class."),
+    cfg.FloatOpt(
+        "heartbeat_interval", default=1.0, min=0.01,
+        help="Seconds between two heartbeats of this replica, each of which also refreshes "
+             "the list of live replicas. Keep it well under lease_timeout."),
+    cfg.FloatOpt(
+        "lease_timeout", default=10.0, min=0.1,
+        help="Seconds after its last heartbeat at which a replica is taken for dead and its "
+             "coordinated tasks move to the others (passed to the backend as its membership "
+             "timeout unless the URL sets one; the file driver rounds it up to whole "
+             "seconds)."),
+    cfg.FloatOpt(
+        "backend_timeout", default=5.0, min=0.01,
+        help="Seconds one call to the backend may take before the backend is taken as "
+             "unreachable (socket timeouts, lock waits)."),
+]
+
+
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """(group, options) pairs of all of tickwork's options, for oslo-config-generator."""
-    return [(None, copy.deepcopy(periodic_opts + service_opts + service_periodic_opts))]
+    return [(None, copy.deepcopy(periodic_opts + service_opts + service_periodic_opts)),
+            (COORDINATION_GROUP, copy.deepcopy(coordination_opts))]

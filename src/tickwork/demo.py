@@ -24,7 +24,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from tickwork import _cli, metrics, periodic_task, service
+from tickwork import _cli, _format, coordination, metrics, periodic_task, service
 from tickwork.backend import get_backend, get_backend_type
 
 LOG = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ demo_opts = [
                     "periodic_interval seconds (cinder/neutron)."),
     cfg.PortOpt("metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics "
                 "(0: any free port; one worker only; needs tickwork[metrics])."),
+    cfg.StrOpt("coordination", dest="coordination_url", metavar="URL",
+               help="Run as one replica of the demo: its tasks run once per period across "
+                    "every demo started with the same coordination backend URL."),
 ]
 
 #: Demo defaults that differ from the options' (start at once, stop quickly).
@@ -106,18 +109,12 @@ class DemoManager(periodic_task.PeriodicTasks):
 
 def format_summary(manager: periodic_task.PeriodicTasks, title: str) -> str:
     """A table of every task's runs, failures, skipped runs and mean period."""
-    rows = [("task", "spacing", "runs", "failures", "skipped", "mean period")]
-    for name, stats in manager.periodic_task_stats().items():
-        mean = stats.mean_period
-        rows.append((name, f"{stats.spacing:g}s", str(stats.runs), str(stats.failures),
-                     str(stats.skipped), "-" if mean is None else f"{mean:.2f}s"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [title]
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:],
-                                                                       strict=True)]
-        lines.append("  " + "  ".join(cells))
-    return "\n".join(lines)
+    rows = [(name, f"{stats.spacing:g}s", str(stats.runs), str(stats.failures),
+             str(stats.skipped),
+             "-" if stats.mean_period is None else f"{stats.mean_period:.2f}s")
+            for name, stats in manager.periodic_task_stats().items()]
+    header = ("task", "spacing", "runs", "failures", "skipped", "mean period")
+    return title + "\n" + _format.table(header, rows, indent="  ")
 
 
 class DemoService(service.Service):
@@ -184,6 +181,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "tickwork demo") -> int:
                       periodic_pattern=conf.periodic_pattern)
     if conf.metrics_port is not None:
         metrics.serve(conf.metrics_port, svc.periodic_manager)
+    coordination.run_as_replica(svc.periodic_manager, conf.coordination_url)
     get_backend()
     backend_type = get_backend_type()
     LOG.info("tickwork demo: %(workers)d worker(s), %(pattern)s pattern, %(backend)s "

@@ -30,6 +30,7 @@ from oslo_log import log as logging
 
 from tickwork import _options, backend, clockwatch, policies
 from tickwork import clock as _clock
+from tickwork import coordination as _coordination
 from tickwork import listeners as _listeners
 
 LOG = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ periodic_opts: list[cfg.Opt] = _options.periodic_opts
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _DECORATOR_ARGS: tuple[str, ...] = ("spacing", "run_immediately", "name", "enabled",
-                                   "external_process_ok")
+                                   "external_process_ok", "coordinated")
 _DECORATOR_ARGS = _DECORATOR_ARGS + policies.ARGS  # overlap, timeout, missed...: policies.py
 
 
@@ -186,6 +187,9 @@ def periodic_task(*args: Any, **kwargs: Any) -> Any:
         ``'coalesce'`` (default), ``'skip'`` or ``'catch_up'``.
     :param grace: seconds of lateness still on time (default: one spacing).
     :param max_catch_up: most missed runs ``missed='catch_up'`` makes up (10).
+    :param coordinated: across the replicas sharing the ``[coordination]``
+        backend, run once per period on one of them (see
+        :mod:`tickwork.coordination`); without a backend, no difference.
     :raises InvalidPeriodicTaskArg: for an unknown keyword, a positional
         argument, a spacing that is not a finite number or a bad policy.
     """
@@ -225,6 +229,7 @@ def periodic_task(*args: Any, **kwargs: Any) -> Any:
         f._periodic_spacing = spacing  # type: ignore[attr-defined]
         f._periodic_immediate = bool(kwargs.get("run_immediately", False))  # type: ignore[attr-defined]
         f._periodic_policy = policy  # type: ignore[attr-defined]
+        f._periodic_coordinated = bool(kwargs.get("coordinated", False))  # type: ignore[attr-defined]
         # Kept for code that reads it; tickwork schedules from instance creation.
         f._periodic_last_run = None if f._periodic_immediate else now()  # type: ignore[attr-defined]
         return f
@@ -309,6 +314,7 @@ def _override(task: Callable[..., Any], func: Any) -> Callable[..., Any]:
     for key in _TASK_ATTRS:
         setattr(run, key, getattr(task, key))
     run._periodic_policy = _policy_of(task)  # type: ignore[attr-defined]
+    run._periodic_coordinated = getattr(task, "_periodic_coordinated", False)  # type: ignore[attr-defined]
     return run
 
 
@@ -358,6 +364,10 @@ class TaskStats:
     last_lateness: float | None = None
     #: When the latest run that did not raise started.
     last_success: float | None = None
+    #: Declared ``coordinated``: runs once per period across the replicas (tickwork.coordination).
+    coordinated: bool = False
+    #: The replica (coordination member id) that owns the task now, when coordinated.
+    owner: str | None = None
 
     @property
     def mean_period(self) -> float | None:
@@ -448,6 +458,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
     def _schedule_new(self, name: str, task: Callable[..., Any], created: float) -> None:
         spacing = self._periodic_spacing[name]
         state = _TaskState(len(self._periodic_state), task, TaskStats(name, spacing))
+        state.stats.coordinated = getattr(task, "_periodic_coordinated", False)  # coordination
         self._periodic_state[name] = state
         if task._periodic_immediate:  # type: ignore[attr-defined]
             dict.__setitem__(self._periodic_last_run, name, None)
@@ -455,7 +466,9 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         else:
             dict.__setitem__(self._periodic_last_run, name, created)
             state.anchor = created
-            self._push(name, state, created + spacing)
+            # coordination: a coordinated task is looked at on the first pass (the replica
+            # joins its group then); coordination.before_run holds it until its first run.
+            self._push(name, state, created if state.stats.coordinated else created + spacing)
 
     def _push(self, name: str, state: _TaskState, due: float) -> None:
         state.version += 1
@@ -769,6 +782,10 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             if self._external_filtered(state.task):
                 self._park(name, state, current)
                 continue
+            # coordination hook: False when another replica runs this period (rescheduled)
+            if state.stats.coordinated and not _coordination.before_run(
+                    self, name, state, current):
+                continue
             if not self._begin(name, state, current):
                 continue
             try:
@@ -811,6 +828,9 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         for name, state in self._take_due(current):
             if self._external_filtered(state.task):
                 self._park(name, state, current)
+            elif state.stats.coordinated and not _coordination.before_run(  # coordination hook
+                    self, name, state, current):
+                pass
             elif self._begin(name, state, current):
                 runnable.append((name, state))
         if runnable:

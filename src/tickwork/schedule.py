@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from tickwork import _cli
+from tickwork import _cli, _format
 
 __all__ = ["auto_window", "html_report", "main", "plot", "simulate"]
 
@@ -153,28 +153,19 @@ def simulate(make_manager: Callable[[], Any], hours: float, pattern: str = "dyna
     return report
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
 _HEADER = ("task", "spacing", "runs", "mean period", "max period", "max late", "skipped",
            "failures")
 
 
 def _rows(report: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
-    return [(name, _fmt(r["spacing"]), str(r["runs"]), _fmt(r["mean_period"]),
-             _fmt(r["max_period"]), _fmt(r["max_lateness"]), str(r["skipped"]),
+    fmt = _format.seconds
+    return [(name, fmt(r["spacing"]), str(r["runs"]), fmt(r["mean_period"]),
+             fmt(r["max_period"]), fmt(r["max_lateness"]), str(r["skipped"]),
              str(r["failures"])) for name, r in report.items()]
 
 
 def _table(report: dict[str, dict[str, Any]]) -> str:
-    rows = [_HEADER, *_rows(report)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths)))  # noqa: B905
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return _format.table(_HEADER, _rows(report), rule=True)
 
 
 def auto_window(report: dict[str, dict[str, Any]], hours: float) -> float:
