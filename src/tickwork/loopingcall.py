@@ -368,6 +368,16 @@ class LoopingCallBase:
             self._planned = None
             self._loop_ident = None
 
+    def _count_skipped(self, missed: int, interval: float, level: int, how: str) -> None:
+        """Count, report and log ``missed`` slots of a fixed-interval loop."""
+        self.skipped_runs += missed
+        func_name = _callable_name(self.f)
+        self._listeners.emit("skipped", self, func_name, reason="missed", count=missed)
+        LOG.log(level, "Function %(func_name)r %(how)s %(interval)s sec interval: "
+                "%(missed)d scheduled run(s) skipped (%(total)d so far)",
+                {"func_name": func_name, "how": how, "interval": interval,
+                 "missed": missed, "total": self.skipped_runs})
+
     def _fixed_interval_idle(self, interval: float, cadence: list[float | None],
                              elapsed: float) -> float:
         """The idle time after a run of a fixed-interval loop.
@@ -400,26 +410,14 @@ class LoopingCallBase:
             # are skipped, and the next run is the next slot still ahead (a slot
             # falling due right now counts as ahead).  No catch-up run.
             missed = max(1, math.ceil((now - next_due) / interval - 1e-9))
-            self.skipped_runs += missed
             next_due += missed * interval
-            self._listeners.emit("skipped", self, _callable_name(self.f), reason="missed",
-                                 count=missed)
-            LOG.debug("Function %(func_name)r outlasted its %(interval)s sec interval: "
-                      "%(missed)d scheduled run(s) skipped (%(total)d so far)",
-                      {"func_name": _callable_name(self.f), "interval": interval,
-                       "missed": missed, "total": self.skipped_runs})
+            self._count_skipped(missed, interval, std_logging.DEBUG, "outlasted its")
         elif interval > 0 and now >= next_due + interval:
             # The loop woke up late (the process was stalled): the slot it woke
             # in runs at once, the ones before it are skipped.
             missed = int((now - next_due) // interval)
-            self.skipped_runs += missed
             next_due += missed * interval
-            self._listeners.emit("skipped", self, _callable_name(self.f), reason="missed",
-                                 count=missed)
-            LOG.warning("Function %(func_name)r fell behind its %(interval)s sec interval: "
-                        "%(missed)d scheduled run(s) skipped (%(total)d so far)",
-                        {"func_name": _callable_name(self.f), "interval": interval,
-                         "missed": missed, "total": self.skipped_runs})
+            self._count_skipped(missed, interval, std_logging.WARNING, "fell behind its")
         cadence[0] = next_due
         # The wait ends at the next slot even where the oslo figure rounds to 0.
         return self._plan(idle, next_due if next_due > now else now)
