@@ -638,7 +638,8 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
     def _run_one(self, name: str, state: _TaskState, context: Any, raise_on_error: bool) -> None:
         full_name = f"{type(self).__name__}.{name}"
         stats = state.stats
-        LOG.debug("Running periodic task %(full_task_name)s", {"full_task_name": full_name})
+        if LOG.logger.isEnabledFor(std_logging.DEBUG):  # once per run: skip the dict otherwise
+            LOG.debug("Running periodic task %(full_task_name)s", {"full_task_name": full_name})
         began = _clock.monotonic()
         started = stats.last_start
         error: BaseException | None = None
