@@ -16,11 +16,10 @@ from unittest import mock
 
 import pytest
 
+from tests._util import BOUND
 from tickwork import clock as _clock
 from tickwork import threadgroup
 from tickwork.fixture import FakeClock
-
-BOUND = 10.0
 
 
 def accepted(runs=1):

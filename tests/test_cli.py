@@ -9,12 +9,12 @@ import sys
 import pytest
 
 import tickwork
+from tests._util import COMMAND_BOUND, demo_summaries
 from tickwork import __main__ as cli
 from tickwork import demo
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-BOUND = 60
 
 
 def _env(backend, **extra):
@@ -26,7 +26,7 @@ def _env(backend, **extra):
     return env
 
 
-def _run(backend, *args, timeout=BOUND, **env):
+def _run(backend, *args, timeout=COMMAND_BOUND, **env):
     return subprocess.run(list(args), env=_env(backend, **env), capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
 
@@ -127,15 +127,6 @@ def test_schedule_usage_errors_exit_2(backend, capsys):
 
 # --- the demo --------------------------------------------------------------------------
 
-def _summary_rows(out):
-    rows = {}
-    for line in out.split("tickwork demo summary", 1)[1].splitlines()[2:]:
-        m = re.match(r"\s+(\w+)\s+\S+s\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)$", line)
-        if m:
-            rows[m.group(1)] = int(m.group(2)), int(m.group(3))
-    return rows
-
-
 @pytest.mark.parametrize("command", [["-m", "tickwork.demo"], ["-m", "tickwork", "demo"]],
                          ids=["python -m tickwork.demo", "python -m tickwork demo"])
 def test_demo_run_for_3_as_the_readme_says(backend, command):
@@ -148,10 +139,10 @@ def test_demo_run_for_3_as_the_readme_says(backend, command):
     assert f"{backend.value} backend" in first
     assert "INFO tickwork.demo " in first  # the module's logger, however it was started
     assert "Eventlet is deprecated" not in out
-    rows = _summary_rows(out)
+    rows = demo_summaries(out)[0]
     assert set(rows) == {"heartbeat", "flaky", "collect", "slow"}
-    assert 3 <= rows["heartbeat"][0] <= 5  # runs at 0, 1, 2, 3 s
-    assert rows["flaky"][1] >= 1  # its first run fails
+    assert 3 <= rows["heartbeat"].runs <= 5  # runs at 0, 1, 2, 3 s
+    assert rows["flaky"].failures >= 1  # its first run fails
 
 
 def test_demo_refuses_a_fractional_periodic_interval(backend):
@@ -173,7 +164,7 @@ def _readme_example():
 def test_readme_example_ends_and_prints_the_statistics(backend, tmp_path):
     example = tmp_path / "example.py"
     example.write_text(_readme_example())
-    done = _run(backend, sys.executable, str(example), timeout=BOUND)
+    done = _run(backend, sys.executable, str(example), timeout=COMMAND_BOUND)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines.count("cleaning up") == 2

@@ -15,21 +15,13 @@ import warnings
 import pytest
 from oslo_config import cfg
 
+from tests._util import BOUND, wait_for
 from tickwork import _options, periodic_task, service, systemd, threadgroup
 from tickwork import clock as clock_mod
 from tickwork.backend import get_backend
 from tickwork.fixture import FakeClock
 
-BOUND = 10.0
 HAVE_OSLO = importlib.util.find_spec("oslo_service") is not None
-
-
-def _wait_for(predicate, timeout=BOUND):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        get_backend().native_sleep(0.002)
 
 
 def _conf():
@@ -94,7 +86,7 @@ def test_cancel_with_timeout_stops_what_is_still_running(backend):
     tg = threadgroup.ThreadGroup()
     release = get_backend().event()
     thread = tg.add_thread(release.wait, BOUND)
-    _wait_for(lambda: thread._started)
+    wait_for(lambda: thread._started)
     started = time.monotonic()
     with pytest.deprecated_call():
         tg.cancel(timeout=0.2, wait_time=0.1)
@@ -103,7 +95,7 @@ def test_cancel_with_timeout_stops_what_is_still_running(backend):
         assert tg.threads == []  # killed, as oslo's eventlet backend does
     release.set()
     assert tg.wait(timeout=BOUND)
-    _wait_for(lambda: not tg.threads)
+    wait_for(lambda: not tg.threads)
 
 
 class _NativeThreadGroup(threadgroup.ThreadGroup):
@@ -271,7 +263,7 @@ def test_singleton_and_signal_handler_internals(backend):
 
         assert len(handler._signal_handlers[signal.SIGUSR2]) == 1
         os.kill(os.getpid(), signal.SIGUSR2)
-        _wait_for(lambda: seen)
+        wait_for(lambda: seen)
         assert seen == [signal.SIGUSR2]
         from tickwork.backend import get_backend as _gb
 
@@ -302,7 +294,7 @@ def test_systemd_notify_once_reaches_a_real_socket_and_unsets_it(backend, tmp_pa
     got = []
     listener = threading.Thread(target=lambda: got.append(systemd.onready(address, BOUND)))
     listener.start()
-    _wait_for(lambda: os.path.exists(address))
+    wait_for(lambda: os.path.exists(address))
     monkeypatch.setenv("NOTIFY_SOCKET", address)
     assert systemd.notify_once() is True
     listener.join(BOUND)
@@ -396,7 +388,7 @@ def test_reinstalling_the_launcher_handlers_leaves_no_default_action_window(back
         assert all(signo != signal.SIGHUP for signo, _ in calls)  # never touched
         assert signal.getsignal(signal.SIGUSR1) == before  # no longer handled: restored
         os.kill(os.getpid(), signal.SIGHUP)
-        _wait_for(lambda: seen)
+        wait_for(lambda: seen)
         assert seen == [("new", signal.SIGHUP)]
     finally:
         handler.clear()

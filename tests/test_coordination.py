@@ -9,6 +9,7 @@ period grid) or real processes (tests/coordination_replica.py).
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
 import os
@@ -22,6 +23,7 @@ import time
 import pytest
 from oslo_config import cfg
 
+from tests._util import SLOW_BOUND, wait_for
 from tickwork import coordination, opts, periodic_task
 from tickwork.fixture import FakeClock
 
@@ -103,13 +105,8 @@ def _conf(url: str | None, group: str = "test", heartbeat: float = 0.05,
     return conf
 
 
-def _wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
+# The replicas agree through a backend: wait up to SLOW_BOUND, polling every 20 ms.
+_wait_for = functools.partial(wait_for, timeout=SLOW_BOUND, step=0.02)
 
 RUNS: collections.Counter = collections.Counter()
 WHO: dict = {}

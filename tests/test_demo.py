@@ -1,7 +1,6 @@
 """``tickwork demo`` and the ``tickwork`` command, run as real processes."""
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -9,9 +8,8 @@ import time
 
 import pytest
 
+from tests._util import SLOW_BOUND, demo_summaries
 from tickwork import demo
-
-BOUND = 20.0
 
 
 def _start(backend, *args):
@@ -21,21 +19,7 @@ def _start(backend, *args):
                             env=env)
 
 
-def _summaries(output):
-    """{task: (runs, failures)} for each summary table in ``output``."""
-    tables = []
-    for block in output.split("tickwork demo summary")[1:]:
-        rows = {}
-        for line in block.splitlines()[2:]:
-            m = re.match(r"\s+(\w+)\s+\S+s\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)$", line)
-            if not m:
-                break
-            rows[m.group(1)] = (int(m.group(2)), int(m.group(3)), m.group(5))
-        tables.append(rows)
-    return tables
-
-
-def _wait_for_line(proc, needle, timeout=BOUND):
+def _wait_for_line(proc, needle, timeout=SLOW_BOUND):
     lines = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -56,18 +40,17 @@ def test_demo_stops_cleanly_on_sigterm_with_its_summary(backend):
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         out = proc.stdout.read()  # to EOF: the process exited (pytest-timeout bounds it)
-        proc.wait(BOUND)
+        proc.wait(SLOW_BOUND)
     finally:
         proc.kill()
     output = "".join(head) + out
     assert proc.returncode == 0, output
     assert time.monotonic() - started < 5
-    [table] = _summaries(output)
+    [table] = demo_summaries(output)
     assert set(table) == {"heartbeat", "flaky", "collect", "slow"}
-    runs, failures, mean = table["heartbeat"]
-    assert runs >= 2 and failures == 0 and mean != "-"
-    flaky_runs, flaky_failures, _ = table["flaky"]
-    assert flaky_runs >= 1 and flaky_failures >= 1
+    heartbeat = table["heartbeat"]
+    assert heartbeat.runs >= 2 and heartbeat.failures == 0 and heartbeat.mean != "-"
+    assert table["flaky"].runs >= 1 and table["flaky"].failures >= 1
     assert "Traceback" in output  # the failure is logged with its traceback
 
 
@@ -77,27 +60,27 @@ def test_demo_stops_on_sigint_soon_after_start(backend):
         head = _wait_for_line(proc, "heartbeat")
         proc.send_signal(signal.SIGINT)
         out = proc.stdout.read()
-        proc.wait(BOUND)
+        proc.wait(SLOW_BOUND)
     finally:
         proc.kill()
     output = "".join(head) + out
     assert proc.returncode == 0, output
-    [table] = _summaries(output)
-    assert table["heartbeat"][0] >= 1
+    [table] = demo_summaries(output)
+    assert table["heartbeat"].runs >= 1
 
 
 def test_demo_run_for_with_two_workers_and_fixed_pattern(backend):
     proc = _start(backend, "--run-for", "2.5", "--workers", "2",
                   "--periodic-pattern", "fixed", "--periodic-interval", "1")
     try:
-        out, _ = proc.communicate(timeout=BOUND)
+        out, _ = proc.communicate(timeout=SLOW_BOUND)
     finally:
         proc.kill()
     assert proc.returncode == 0, out
-    tables = _summaries(out)
+    tables = demo_summaries(out)
     assert len(tables) == 2, out  # one per worker
     for table in tables:
-        assert table["heartbeat"][0] >= 2
+        assert table["heartbeat"].runs >= 2
     assert "fixed pattern" in out
 
 
@@ -106,12 +89,12 @@ def test_demo_reads_a_config_file(backend, tmp_path):
     conf_file.write_text("[DEFAULT]\nperiodic_interval_max = 1\nrun_for = 1.2\n")
     proc = _start(backend, "--config-file", str(conf_file))
     try:
-        out, _ = proc.communicate(timeout=BOUND)
+        out, _ = proc.communicate(timeout=SLOW_BOUND)
     finally:
         proc.kill()
     assert proc.returncode == 0, out
     assert "idle at most 1 s" in out
-    assert len(_summaries(out)) == 1
+    assert len(demo_summaries(out)) == 1
 
 
 def test_demo_rejects_bad_options(backend):
@@ -129,6 +112,7 @@ def test_format_summary_lists_every_task(backend):
     manager = demo.DemoManager(conf)
     manager.run_periodic_tasks(None)  # the heartbeat runs at once
     text = demo.format_summary(manager, "title")
-    [table] = _summaries("tickwork demo summary " + text)
+    [table] = demo_summaries("tickwork demo summary " + text)
     assert table["heartbeat"][:2] == (1, 0)
-    assert table["slow"] == (0, 0, "-")
+    slow = table["slow"]
+    assert (slow.runs, slow.failures, slow.mean) == (0, 0, "-")

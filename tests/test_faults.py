@@ -15,24 +15,11 @@ import warnings
 
 import pytest
 
+from tests._util import BOUND, pause, wait_for
 from tickwork import clock as _clock
 from tickwork import loopingcall
 from tickwork.backend import get_backend
 from tickwork.fixture import FakeClock
-
-BOUND = 10.0  # generous real-time bound (seconds) for anything that must end
-
-
-def pause(seconds):
-    get_backend().native_sleep(seconds)
-
-
-def wait_for(predicate, timeout=BOUND):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        pause(0.002)
 
 
 def no_tickwork_threads_left():

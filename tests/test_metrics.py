@@ -15,29 +15,18 @@ pytest.importorskip("prometheus_client")
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from tickwork import backend as tw_backend  # noqa: E402
-from tickwork import loopingcall, metrics, periodic_task  # noqa: E402
+from tests._util import (  # noqa: E402
+    SLOW_BOUND,
+    demo_summaries,
+    listened_manager_class,
+    run_passes,
+)
+from tickwork import loopingcall, metrics  # noqa: E402
 from tickwork.fixture import FakeClock  # noqa: E402
-from tickwork.periodic_task import PeriodicTasks  # noqa: E402
 
-BOUND = 20.0
-
-
-class Manager(PeriodicTasks):
-    def __init__(self, conf):
-        super().__init__(conf)
-        self.calls = 0
-
-    @periodic_task.periodic_task(spacing=10)
-    def work(self, context):
-        self.calls += 1
-        tw_backend.get_backend().sleep(3)
-        if self.calls == 2:
-            raise RuntimeError("second run fails")
-
-    @periodic_task.periodic_task(spacing=5, timeout=2)
-    def stuck(self, context):
-        tw_backend.get_backend().sleep(12)
+# work: every 10 s, 3 s a run, its second run fails; stuck: every 5 s, 12 s a run (timeout 2).
+Manager = listened_manager_class(work_seconds=3, stuck_spacing=5, stuck_timeout=2,
+                                 stuck_seconds=12)
 
 
 def value(registry, name, **labels):
@@ -52,12 +41,7 @@ def test_the_listener_counts_what_the_statistics_count():
         reg = listener.registry
         labels = {"source": "Manager", "task": "work"}
         assert value(reg, "tickwork_task_runs_total", **labels) == 0  # present before any run
-        loop = loopingcall.DynamicLoopingCall(manager.run_periodic_tasks, None)
-        loop.start(periodic_interval_max=60)
-        clock.advance(31)
-        clock.autojump = True
-        loop.stop()
-        loop.wait()
+        run_passes(manager, clock, 31, then_autojump=True)
         stats = manager.periodic_task_stats()
         # Read at scrape time: wall time of the next due, on the clock of the scrape.
         due = value(reg, "tickwork_task_next_due_timestamp_seconds", **labels)
@@ -123,7 +107,7 @@ def test_serve_answers_over_http_on_loopback():
     server = metrics.serve(0, manager)
     try:
         assert server.address == "127.0.0.1" and server.port > 0
-        with urllib.request.urlopen(server.url, timeout=BOUND) as response:
+        with urllib.request.urlopen(server.url, timeout=SLOW_BOUND) as response:
             body = response.read().decode()
             assert response.headers["Content-Type"].startswith("text/plain")
         assert 'tickwork_task_runs_total{source="Manager",task="work"} 0.0' in body
@@ -136,7 +120,7 @@ def test_serve_answers_over_http_on_loopback():
 # -- the demo, as a real process -------------------------------------------------------------
 
 def _scrape(url):
-    with urllib.request.urlopen(url, timeout=BOUND) as response:
+    with urllib.request.urlopen(url, timeout=SLOW_BOUND) as response:
         text = response.read().decode()
     figures = {}
     for family in text_string_to_metric_families(text):
@@ -147,17 +131,6 @@ def _scrape(url):
     return figures
 
 
-def _summary(output):
-    rows = {}
-    block = output.split("tickwork demo summary")[1]
-    for line in block.splitlines()[2:]:
-        m = re.match(r"\s+(\w+)\s+\S+s\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)$", line)
-        if not m:
-            break
-        rows[m.group(1)] = tuple(int(m.group(i)) for i in (2, 3, 4))
-    return rows
-
-
 def test_demo_serves_metrics_that_match_its_summary(backend, tmp_path):
     log = tmp_path / "demo.log"
     env = dict(os.environ, TICKWORK_BACKEND=backend.value, PYTHONWARNINGS="ignore")
@@ -165,7 +138,7 @@ def test_demo_serves_metrics_that_match_its_summary(backend, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "tickwork", "demo", "--metrics-port", "0"],
                                 stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        deadline = time.monotonic() + BOUND
+        deadline = time.monotonic() + SLOW_BOUND
         url = None
         while url is None and time.monotonic() < deadline:
             m = re.search(r"Serving Prometheus metrics on (http://127\.0\.0\.1:\d+/metrics)",
@@ -181,14 +154,14 @@ def test_demo_serves_metrics_that_match_its_summary(backend, tmp_path):
         time.sleep(0.3)  # between runs: heartbeat is due on the second, flaky on even ones
         figures = _scrape(url)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(BOUND)
+        proc.wait(SLOW_BOUND)
     finally:
         proc.kill()
     output = log.read_text()
     assert proc.returncode == 0, output
-    summary = _summary(output)
+    summary = demo_summaries(output)[0]
     assert set(summary) == {"heartbeat", "flaky", "collect", "slow"}, output
-    for task, (runs, failures, skipped) in summary.items():
+    for task, (runs, failures, skipped, _mean) in summary.items():
         scraped_runs = figures[("tickwork_task_runs_total", task, None)]
         scraped_failures = figures[("tickwork_task_failures_total", task, None)]
         # The scrape came just before the stop: at most the run in between is missing.

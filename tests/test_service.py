@@ -14,11 +14,10 @@ import time
 import pytest
 from oslo_config import cfg
 
+from tests._util import BOUND, wait_for
 from tickwork import clock, periodic_task, service
 from tickwork.backend import get_backend
 from tickwork.fixture import FakeClock
-
-BOUND = 10.0
 
 
 def _conf(**overrides):
@@ -29,14 +28,6 @@ def _conf(**overrides):
             continue
         conf.set_override(name, value)
     return conf
-
-
-def _wait_for(predicate, timeout=BOUND):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        get_backend().native_sleep(0.005)
 
 
 class _Manager(periodic_task.PeriodicTasks):
@@ -129,7 +120,7 @@ def test_options_come_from_the_managers_conf(backend):
     assert svc.periodic_conf is conf
     svc.start()
     try:
-        _wait_for(lambda: manager.runs)
+        wait_for(lambda: manager.runs)
     finally:
         svc.stop()
         svc.wait()
@@ -246,9 +237,9 @@ def test_services_start_stop_and_reload_restart(backend):
     services = service.Services()
     svc = _Recorder()
     services.add(svc)
-    _wait_for(lambda: svc.events == ["start"])
+    wait_for(lambda: svc.events == ["start"])
     services.restart()
-    _wait_for(lambda: svc.events == ["start", "stop", "reset", "start"])
+    wait_for(lambda: svc.events == ["start", "stop", "reset", "start"])
     services.stop()
     services.wait()
     assert svc.events[-1] == "stop"
@@ -258,7 +249,7 @@ def test_services_mutate_restart_only_resets(backend):
     services = service.Services(restart_method="mutate")
     svc = _Recorder()
     services.add(svc)
-    _wait_for(lambda: svc.events == ["start"])
+    wait_for(lambda: svc.events == ["start"])
     services.restart()
     assert svc.events == ["start", "reset"]
     services.stop()
@@ -268,7 +259,7 @@ def test_services_mutate_restart_only_resets(backend):
 def test_a_service_that_fails_to_start_is_reported(backend, caplog):
     services = service.Services()
     services.add(_Recorder(fail=True))
-    _wait_for(lambda: services.failed)
+    wait_for(lambda: services.failed)
     assert "Error starting thread" in caplog.text
     services.stop()
 
@@ -337,7 +328,7 @@ def test_launch_picks_the_launcher(backend):
     svc = _Recorder()
     launcher = service.launch(conf, svc, workers=3, no_fork=True, start_method="fork")
     assert isinstance(launcher, service.ProcessLauncher) and launcher.no_fork
-    _wait_for(lambda: svc.events == ["start"])  # started here, in its own thread
+    wait_for(lambda: svc.events == ["start"])  # started here, in its own thread
     assert launcher.children == {}
     launcher.stop()
     assert launcher.wait() is None
@@ -541,10 +532,8 @@ def test_workers_exit_when_their_parent_is_killed(backend, script, mode):
     workers = [int(w[0]) for w in proc.words("started")]
     assert all(_alive(pid) for pid in workers)
     proc.kill()  # SIGKILL: the parent cannot tell them
-    deadline = time.monotonic() + BOUND
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in workers)
+    wait_for(lambda: not any(_alive(pid) for pid in workers), what="the workers' exit",
+             step=0.05)
 
 
 def test_process_launcher_sighup_resets_and_restarts_workers(backend, script):
@@ -568,10 +557,8 @@ def test_a_hung_task_does_not_outlive_graceful_shutdown_timeout(backend, script,
     assert rc == 1
     assert 0.9 <= took < 6, took
     assert any("Graceful shutdown timeout" in line for line in proc.lines)
-    deadline = time.monotonic() + 5
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in pids)
+    wait_for(lambda: not any(_alive(pid) for pid in pids), timeout=5,
+             what="the workers' exit", step=0.05)
 
 
 def test_a_stop_during_start_still_stops_what_start_set_up(backend):

@@ -6,23 +6,14 @@ import time
 
 import pytest
 
+from tests._util import BOUND, wait_for
 from tickwork import threadgroup
 from tickwork.backend import BackendType, get_backend
 from tickwork.fixture import FakeClock
 
-BOUND = 10.0  # generous bound (seconds) for anything that must end
-
 
 def _event():
     return get_backend().event()
-
-
-def _wait_for(predicate, timeout=BOUND):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        get_backend().native_sleep(0.002)
 
 
 def test_add_thread_passes_args_and_returns_value(backend):
@@ -30,7 +21,7 @@ def test_add_thread_passes_args_and_returns_value(backend):
     thread = tg.add_thread(lambda a, b=0: a + b, 2, b=3)
     assert isinstance(thread, threadgroup.Thread)
     assert thread.wait() == 5
-    _wait_for(lambda: not tg.threads)
+    wait_for(lambda: not tg.threads)
     assert tg.wait(timeout=BOUND) is True
 
 
@@ -42,7 +33,7 @@ def test_thread_link_gets_the_thread(backend):
     thread.link(lambda t, tag: seen.append((t, tag)), "x")
     release.set()
     thread.wait()
-    _wait_for(lambda: seen)
+    wait_for(lambda: seen)
     assert seen == [(thread, "x")]
 
 
@@ -94,7 +85,7 @@ def test_dynamic_timer_args(backend):
         return 0.001
 
     tg.add_dynamic_timer_args(cb, args=(1,), kwargs={"b": 2}, periodic_interval_max=1)
-    _wait_for(lambda: len(seen) >= 2)
+    wait_for(lambda: len(seen) >= 2)
     tg.stop()
     assert tg.wait(timeout=BOUND)
     assert seen[0] == (1, 2)
@@ -272,7 +263,7 @@ def test_errors_of_threads_are_logged_by_wait(backend, caplog):
         assert tg.wait(timeout=BOUND)
         with pytest.raises(RuntimeError):
             thread.wait()
-        _wait_for(lambda: "boom in thread" in caplog.text)
+        wait_for(lambda: "boom in thread" in caplog.text)
     assert "Traceback" in caplog.text
 
 

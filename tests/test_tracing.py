@@ -12,27 +12,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E4
 )
 from opentelemetry.trace import StatusCode  # noqa: E402
 
-from tickwork import backend as tw_backend  # noqa: E402
-from tickwork import loopingcall, periodic_task, tracing  # noqa: E402
+from tests._util import listened_manager_class, run_passes  # noqa: E402
+from tickwork import tracing  # noqa: E402
 from tickwork.fixture import FakeClock  # noqa: E402
-from tickwork.periodic_task import PeriodicTasks  # noqa: E402
 
-
-class Manager(PeriodicTasks):
-    def __init__(self, conf):
-        super().__init__(conf)
-        self.calls = 0
-
-    @periodic_task.periodic_task(spacing=10)
-    def work(self, context):
-        self.calls += 1
-        tw_backend.get_backend().sleep(2)
-        if self.calls == 2:
-            raise RuntimeError("second run fails")
-
-    @periodic_task.periodic_task(spacing=30, timeout=1)
-    def stuck(self, context):
-        tw_backend.get_backend().sleep(4)
+# work: every 10 s, 2 s a run, its second run fails; stuck: every 30 s, 4 s a run (timeout 1).
+Manager = listened_manager_class(work_seconds=2, stuck_spacing=30, stuck_timeout=1,
+                                 stuck_seconds=4)
 
 
 def test_a_span_per_run_with_its_times_errors_and_hangs():
@@ -42,11 +28,7 @@ def test_a_span_per_run_with_its_times_errors_and_hangs():
     with FakeClock(wall=1000) as clock:
         manager = Manager(cfg.ConfigOpts())
         manager.add_periodic_listener(tracing.TracingListener(tracer_provider=provider))
-        loop = loopingcall.DynamicLoopingCall(manager.run_periodic_tasks, None)
-        loop.start(periodic_interval_max=60)
-        clock.advance(38)
-        loop.stop()
-        loop.wait()
+        run_passes(manager, clock, 38)
     spans = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time)
     work = [s for s in spans if s.name == "Manager.work"]
     # Runs at 10, 20 (fails) and 30, 2 s each.
