@@ -17,6 +17,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 if TYPE_CHECKING:
+    from tickwork._engine import TimerService
     from tickwork.backend.base import Event
 
 __all__ = [
@@ -116,6 +117,10 @@ class Clock:
         """The tickwork threads started on this clock that have not ended."""
         return []
 
+    def timers(self) -> TimerService | None:
+        """Where idle looping calls wait without a thread (None: one thread per loop)."""
+        return None
+
 
 class RealClock(Clock):
     """Wall-clock time, read from the :mod:`time` module at call time."""
@@ -134,6 +139,11 @@ class RealClock(Clock):
 
     def live_threads(self) -> list[Any]:
         return list(self._live)
+
+    def timers(self) -> TimerService | None:
+        from tickwork._engine import get_engine
+
+        return get_engine()
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -277,8 +287,8 @@ class StopWatch:
 
     def restart(self) -> StopWatch:
         """Start (again) from now, on the clock active now."""
-        self._clock = get_clock()
-        self.started_at = self._clock.monotonic()
+        clock = self._clock = _active
+        self.started_at = clock.monotonic()
         self.stopped_at = None
         return self
 
@@ -296,4 +306,5 @@ class StopWatch:
         if self.started_at is None:
             raise RuntimeError("cannot read a stopwatch that was never started")
         end = self.stopped_at if self.stopped_at is not None else self._clock.monotonic()
-        return max(0.0, end - self.started_at)
+        spent = end - self.started_at
+        return spent if spent > 0.0 else 0.0

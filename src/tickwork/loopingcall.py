@@ -21,11 +21,12 @@ import numbers
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from oslo_log import log as logging
 
+from tickwork import _engine
 from tickwork import clock as _clock
 from tickwork import listeners as _listeners
 from tickwork.backend import get_backend
@@ -272,6 +273,7 @@ class LoopingCallBase:
         idle_for: Callable[[Any, float], float],
         initial_delay: float | None = None,
         stop_on_exception: bool = True,
+        fixed: tuple[float, list[float | None]] | None = None,
     ) -> DoneEvent:
         self._check_can_start()
         _check_seconds("initial_delay", initial_delay)
@@ -282,17 +284,50 @@ class LoopingCallBase:
             self._thread = _STARTING
         self.done = _LoopDoneEvent(self._backend.event(), self)
         self._abort.clear()
-        handle = self._backend.spawn(
-            self._run_loop,
-            idle_for,
-            initial_delay=initial_delay,
-            stop_on_exception=stop_on_exception,
-            name=f"tickwork-loop-{_callable_name(self.f)}",
-        )
+        name = f"tickwork-loop-{_callable_name(self.f)}"
+        timers = _clock.get_clock().timers() if self._on_engine() else None
+        handle: Any
+        if timers is not None and fixed is not None and self._fixed_on_engine():
+            handle = _engine.FixedDriver(self, fixed[0], fixed[1], stop_on_exception, timers,
+                                         name)
+        elif timers is not None:
+            # No thread of its own: the clock's timer engine runs each step.
+            handle = _engine.LoopDriver(self, self._loop_steps(
+                idle_for, initial_delay=initial_delay, stop_on_exception=stop_on_exception),
+                timers, name)
+        else:
+            handle = self._backend.spawn(
+                self._run_loop,
+                idle_for,
+                initial_delay=initial_delay,
+                stop_on_exception=stop_on_exception,
+                name=name,
+            )
         with self._state_lock:
             if self._thread is _STARTING:
                 self._thread = handle
+        if timers is not None:
+            handle.start(initial_delay)
         return self.done
+
+    def _on_engine(self) -> bool:
+        """Whether the loop can run on the timer engine: ``_sleep``, ``_elapsed``
+        and ``_run_loop`` are tickwork's own (none overridden or patched on the
+        class or the instance), so nothing that watches them is bypassed."""
+        cls = type(self)
+        own = vars(self)
+        return (cls._sleep is _BASE_SLEEP and cls._elapsed is _BASE_ELAPSED
+                and cls._run_loop is _BASE_RUN_LOOP and "_sleep" not in own
+                and "_elapsed" not in own and "_run_loop" not in own)
+
+    def _fixed_on_engine(self) -> bool:
+        """Whether a fixed-interval loop can take the engine's direct path
+        (:class:`tickwork._engine.FixedDriver`): a plain FixedIntervalLoopingCall
+        whose steps nobody overrode."""
+        return (type(self) is FixedIntervalLoopingCall
+                and "_fixed_interval_idle" not in vars(self)
+                and FixedIntervalLoopingCall._fixed_interval_idle is _BASE_FIXED_IDLE
+                and FixedIntervalLoopingCall._loop_steps is _BASE_LOOP_STEPS)
 
     def _safe(self, func: Callable[..., Any], func_name: str) -> Callable[..., Any]:
         def run_logging_failures(*args: Any, **kw: Any) -> Any:
@@ -313,6 +348,29 @@ class LoopingCallBase:
         initial_delay: float | None = None,
         stop_on_exception: bool = True,
     ) -> None:
+        """The loop on a thread of its own: every idle time goes to ``_sleep``."""
+        steps = self._loop_steps(idle_for, initial_delay, stop_on_exception)
+        try:
+            idle = next(steps)
+            while True:
+                try:
+                    self._sleep(idle)
+                except BaseException as exc:
+                    # Raised while idling (a patched _sleep may end the loop):
+                    # the loop handles it where it idles.
+                    idle = steps.throw(exc)
+                else:
+                    idle = next(steps)
+        except StopIteration:
+            pass
+
+    def _loop_steps(
+        self,
+        idle_for: Callable[[Any, float], float],
+        initial_delay: float | None = None,
+        stop_on_exception: bool = True,
+    ) -> Generator[float, None, None]:
+        """The loop, yielding each idle time (what ``_sleep`` is told) in turn."""
         f = self.f
         assert f is not None  # checked by start()
         func_name = _callable_name(f)
@@ -324,7 +382,7 @@ class LoopingCallBase:
         try:
             if initial_delay:
                 self._plan(initial_delay, _clock.monotonic() + initial_delay)
-                self._sleep(initial_delay)
+                yield initial_delay
             watch = _clock.StopWatch()
             while self._running:
                 watch.restart()
@@ -343,7 +401,7 @@ class LoopingCallBase:
                     break
                 self._planned = None
                 idle = idle_for(result, self._elapsed(watch))
-                self._sleep(idle)
+                yield idle
         except LoopingCallDone as e:
             self._finish()
             done.send(e.retvalue)
@@ -423,6 +481,13 @@ class LoopingCallBase:
         return self._plan(idle, next_due if next_due > now else now)
 
 
+_BASE_SLEEP = LoopingCallBase._sleep
+_BASE_ELAPSED = LoopingCallBase._elapsed
+_BASE_RUN_LOOP = LoopingCallBase._run_loop
+_BASE_LOOP_STEPS = LoopingCallBase._loop_steps
+_BASE_FIXED_IDLE = LoopingCallBase._fixed_interval_idle
+
+
 class FixedIntervalLoopingCall(LoopingCallBase):
     """Runs the function every ``interval`` seconds, on a fixed grid."""
 
@@ -445,7 +510,7 @@ class FixedIntervalLoopingCall(LoopingCallBase):
             return self._fixed_interval_idle(interval, cadence, elapsed)
 
         return self._start(_idle_for, initial_delay=initial_delay,
-                           stop_on_exception=stop_on_exception)
+                           stop_on_exception=stop_on_exception, fixed=(interval, cadence))
 
 
 class FixedIntervalWithTimeoutLoopingCall(LoopingCallBase):

@@ -26,11 +26,15 @@ LOG = logging.getLogger(__name__)
 class Event:
     """A settable flag that threads wait on (like :class:`threading.Event`)."""
 
-    __slots__ = ("_native", "_listeners")
+    __slots__ = ("_native", "_listeners", "is_set")
+
+    #: Whether the flag is set (the native event's own method: no extra call).
+    is_set: Callable[[], bool]
 
     def __init__(self, native: Any) -> None:
         self._native = native
         self._listeners: list[Callable[[], None]] | None = None
+        self.is_set = native.is_set
 
     def set(self) -> None:
         self._native.set()
@@ -41,9 +45,6 @@ class Event:
 
     def clear(self) -> None:
         self._native.clear()
-
-    def is_set(self) -> bool:
-        return self._native.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until set or ``timeout`` seconds (on the active clock) pass."""

@@ -11,11 +11,58 @@ from tickwork.backend import BackendType
 from tickwork.backend.base import Backend, Event, ThreadHandle
 
 
+class _ThreadFlag:
+    """What :class:`threading.Event` is, with its condition made at the first wait.
+
+    Most flags (a loop's stop request, its result) are set and read but never
+    waited on while unset; they cost a few dozen bytes instead of a condition,
+    a lock and a deque each.
+    """
+
+    __slots__ = ("_flag", "_cond")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._cond: threading.Condition | None = None
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        self._flag = True
+        cond = self._cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+
+    def clear(self) -> None:
+        self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._flag:
+            return True
+        cond = self._cond
+        if cond is None:
+            with _COND_LOCK:
+                cond = self._cond
+                if cond is None:
+                    cond = self._cond = threading.Condition(threading.Lock())
+        # set() stores the flag before it looks for the condition: whoever
+        # made the condition after that sees the flag below.
+        with cond:
+            if not self._flag:
+                cond.wait(timeout)
+            return self._flag
+
+
+_COND_LOCK = threading.Lock()
+
+
 class ThreadingBackend(Backend):
     type = BackendType.THREADING
 
     def event(self) -> Event:
-        return Event(threading.Event())
+        return Event(_ThreadFlag())
 
     def lock(self) -> Any:
         return threading.Lock()

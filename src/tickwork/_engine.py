@@ -1,0 +1,501 @@
+"""The timer engine: every idle looping call of the process waits here, not on a thread.
+
+How it works
+============
+
+* One heap of absolute deadlines per process (per selected backend), serviced
+  by one scheduler thread (a greenthread on eventlet) that sleeps until the
+  earliest deadline, or until something earlier is scheduled.
+* A deadline that falls due puts its callback on a queue; an elastic pool of
+  workers takes callbacks off it one at a time.  The pool starts a worker when
+  there is none, and another whenever the head of the queue has waited
+  :data:`STALL` seconds (the workers there are busy: a slow or blocked body
+  delays only itself, and the queue behind it by at most about that much).
+  Workers idle for :data:`IDLE_TIMEOUT` seconds end; so does the scheduler when
+  the heap is empty.  An idle loop holds no thread.
+* A looping call run by the engine is a generator
+  (:meth:`tickwork.loopingcall.LoopingCallBase._loop_steps`): each step runs
+  the function once and yields the idle time it would have given ``_sleep``;
+  :class:`LoopDriver` turns that into a deadline exactly as ``_sleep`` does and
+  schedules the next step.  ``stop()`` sets the loop's event, whose listener
+  runs the pending step at once.
+* Each clock says where timers go (:meth:`tickwork.clock.Clock.timers`): the
+  real clock uses this engine, :class:`tickwork.fixture.FakeClock` runs due
+  steps itself, in deadline order on virtual time.  A clock without timers
+  (None) keeps the thread-per-loop model.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tickwork import clock as _clock
+
+if TYPE_CHECKING:
+    from tickwork.backend.base import Backend, DoneEvent, Event
+
+LOG = logging.getLogger(__name__)
+
+__all__ = ["Engine", "LoopDriver", "TimerService", "get_engine"]
+
+#: Seconds the head of the work queue may wait before the pool adds a worker.
+STALL = 0.01
+#: Seconds an idle worker (or the scheduler, with nothing scheduled) lives on.
+IDLE_TIMEOUT = 5.0
+
+_real_monotonic = time.monotonic
+
+
+class TimerService(Protocol):
+    """Where a clock runs loop steps at deadlines, without a thread per loop.
+
+    A *holder* (a :class:`LoopDriver`) has at most one step scheduled at a
+    time; its ``_token`` names it (None: none pending) and ``_step_fn`` is
+    what runs.
+    """
+
+    def schedule(self, deadline: float, holder: Any) -> None:
+        """Run ``holder._step_fn()`` on a worker once the clock reaches ``deadline``."""
+        ...
+
+    def expedite(self, holder: Any) -> None:
+        """Run the holder's pending step now (nothing if it has none)."""
+        ...
+
+    def loop_started(self, handle: Any) -> None:
+        """A loop started on this service (the clock lists it among its live threads)."""
+        ...
+
+    def loop_finished(self, handle: Any) -> None:
+        """That loop ended."""
+        ...
+
+
+class Engine:
+    """One heap of deadlines, one scheduler thread, an elastic worker pool."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._lock = backend.original_module("threading").Lock()
+        # (real due time, seq, holder): pending while holder._token == seq
+        self._heap: list[tuple[float, int, Any]] = []
+        self._seq = itertools.count()
+        self._wake = backend.event()
+        self._wake_at = math.inf
+        self._scheduler_running = False
+        self._jobs: deque[Callable[[], None]] = deque()
+        self._idle: list[Event] = []
+        self._workers = 0
+        self._taken = 0  # calls the workers took: the scheduler watches it move
+        self._eventlet = backend.type.value == "eventlet"
+
+    # -- TimerService ----------------------------------------------------
+
+    def schedule(self, deadline: float, holder: Any) -> None:
+        if time.monotonic is not _real_monotonic:
+            # The real clock reads time.monotonic() at call time and a test
+            # patched it: the heap keeps due times on the unpatched clock.
+            now = time.monotonic()
+            deadline = _real_monotonic() + (deadline - now) if deadline > now else -math.inf
+        seq = next(self._seq)
+        with self._lock:
+            heapq.heappush(self._heap, (deadline, seq, holder))
+            holder._token = seq
+            if deadline < self._wake_at:
+                self._wake_at = deadline
+                wake = True
+            else:
+                wake = False
+            start = not self._scheduler_running
+            if start:
+                self._scheduler_running = True
+        if start:
+            self._start(self._schedule_loop, "tickwork-engine-scheduler")
+        elif wake:
+            self._wake.set()
+
+    def expedite(self, holder: Any) -> None:
+        with self._lock:
+            if holder._token is None:
+                return
+            holder._token = None  # its heap entry is skipped when it comes up
+        self.submit(holder._step_fn)
+
+    def loop_started(self, handle: Any) -> None:
+        _clock.REAL_CLOCK.thread_started(handle)
+
+    def loop_finished(self, handle: Any) -> None:
+        _clock.REAL_CLOCK.thread_finished(handle)
+
+    # -- the pool --------------------------------------------------------
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on a worker as soon as one is free."""
+        self._jobs.append(fn)
+        with self._lock:
+            flag = self._idle.pop() if self._idle else None
+            start = flag is None and not self._scheduler_running
+            if start:
+                self._scheduler_running = True
+        if flag is not None:
+            flag.set()
+        elif start:
+            self._start(self._schedule_loop, "tickwork-engine-scheduler")
+        else:
+            self._wake.set()  # the scheduler adds a worker if none frees up
+
+    def _start(self, fn: Callable[..., None], name: str, *args: Any) -> None:
+        if self._eventlet:
+            import eventlet
+
+            eventlet.spawn_n(fn, *args)
+        else:
+            threading = self._backend.original_module("threading")
+            threading.Thread(target=fn, args=args, name=name, daemon=True).start()
+
+    def _worker(self) -> None:
+        """Take submitted calls, then due entries off the heap, one at a time."""
+        jobs = self._jobs
+        heap = self._heap
+        lock = self._lock
+        heappop = heapq.heappop
+        flag = self._backend.event()
+        now = _real_monotonic()
+        fn: Callable[[], None] | None
+        while True:
+            if jobs:
+                try:
+                    fn = jobs.popleft()
+                except IndexError:
+                    continue
+            else:
+                if not heap or heap[0][0] > now:
+                    now = _real_monotonic()  # read again only when nothing is due by the last
+                with lock:
+                    if heap and heap[0][0] <= now:
+                        _, seq, holder = heappop(heap)
+                        if holder._token != seq:
+                            continue  # expedited already
+                        holder._token = None
+                        fn = holder._step_fn
+                    elif jobs:
+                        continue
+                    else:
+                        flag.clear()
+                        self._idle.append(flag)
+                        fn = None
+                if fn is None:
+                    if flag.native_wait(IDLE_TIMEOUT):
+                        continue
+                    with lock:
+                        if flag in self._idle:
+                            self._idle.remove(flag)
+                            self._workers -= 1
+                            return
+                    continue  # woken just as it timed out
+            self._taken += 1
+            try:
+                fn()
+            except BaseException:  # a step handles its own errors; never lose the worker
+                LOG.exception("tickwork timer engine: a scheduled call failed")
+
+    def _schedule_loop(self) -> None:
+        """Sleep until work is due; then see that a worker takes it, adding one
+        when none is free or the busy ones made no progress for STALL seconds."""
+        heap = self._heap
+        jobs = self._jobs
+        lock = self._lock
+        wake = self._wake
+        seen_taken = -1
+        idle_since: float | None = None
+        while True:
+            flag: Event | None = None
+            spawn = False
+            with lock:
+                now = _real_monotonic()
+                while heap and heap[0][2]._token != heap[0][1]:
+                    heapq.heappop(heap)  # expedited entries
+                next_due = heap[0][0] if heap else math.inf
+                if jobs or next_due <= now:
+                    busy = self._workers - len(self._idle)
+                    if busy <= 0 or self._taken == seen_taken:
+                        if self._idle:
+                            flag = self._idle.pop()
+                        else:
+                            self._workers += 1
+                            spawn = True
+                    seen_taken = self._taken
+                    timeout = STALL
+                    idle_since = None
+                elif not heap:
+                    seen_taken = -1
+                    if idle_since is None:
+                        idle_since = now
+                    elif now - idle_since >= IDLE_TIMEOUT:
+                        self._scheduler_running = False
+                        self._wake_at = math.inf
+                        return
+                    timeout = IDLE_TIMEOUT
+                else:
+                    seen_taken = -1
+                    idle_since = None
+                    timeout = next_due - now
+                self._wake_at = now + timeout
+                wake.clear()
+            if flag is not None:
+                flag.set()
+            if spawn:
+                self._start(self._worker, "tickwork-engine-worker")
+            wake.native_wait(timeout)
+
+    # -- introspection (tests, benchmarks) -------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """Scheduled entries, queued calls, workers and idle workers, now."""
+        with self._lock:
+            return {"scheduled": sum(1 for e in self._heap if e[2]._token == e[1]),
+                    "queued": len(self._jobs),
+                    "workers": self._workers, "idle_workers": len(self._idle)}
+
+
+def get_engine() -> Engine:
+    """The engine of the selected backend (made on first use)."""
+    from tickwork.backend import get_backend
+
+    backend = get_backend()
+    engine: Engine | None = getattr(backend, "_tickwork_engine", None)
+    if engine is None:
+        with _engine_lock:
+            engine = getattr(backend, "_tickwork_engine", None)
+            if engine is None:
+                engine = Engine(backend)
+                backend._tickwork_engine = engine  # type: ignore[attr-defined]
+    return engine
+
+
+def _forget_engine_in_child() -> None:
+    # Native threads do not survive fork(): the child starts a fresh engine
+    # (the parent's loops do not run there, as their threads would not).
+    # Greenthreads do survive, so an eventlet engine is kept.
+    global _engine_lock
+    import threading
+
+    _engine_lock = threading.Lock()
+    from tickwork import backend as _backend_mod
+
+    backend = _backend_mod._backend
+    engine = getattr(backend, "_tickwork_engine", None)
+    if engine is not None and not engine._eventlet:
+        backend._tickwork_engine = None  # type: ignore[union-attr]
+
+
+import threading as _threading  # noqa: E402
+
+_engine_lock = _threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_engine_in_child)
+
+
+class LoopDriver:
+    """Runs one looping call's steps on a timer service (see the module docstring)."""
+
+    __slots__ = ("_abort", "_aborted", "_clock", "_gen", "_service", "_step_fn",
+                 "_token", "done", "loop", "name", "__weakref__")
+
+    def __init__(self, loop: Any, gen: Generator[float, None, None] | None,
+                 service: TimerService, name: str) -> None:
+        self.loop = loop
+        self.name = name
+        self.done: DoneEvent = loop.done
+        self._gen = gen
+        self._abort: Event = loop._abort
+        self._aborted = self._abort.is_set
+        self._service = service
+        # The clock the loop keeps its deadlines on, even if another is installed later.
+        self._clock = _clock.get_clock()
+        self._token: int | None = None
+        self._step_fn = self._step
+
+    def start(self, initial_delay: float | None = None) -> None:
+        """Schedule the first step; with an initial delay, its deadline counts from now."""
+        self._service.loop_started(self)
+        self._abort.add_listener(self._on_stop)
+        if initial_delay:
+            # The loop's first step only plans that wait: taken here, no user code runs.
+            assert self._gen is not None
+            self._schedule(next(self._gen))
+        else:
+            self._service.schedule(-math.inf, self)
+
+    def _on_stop(self) -> None:
+        if self._token is not None:
+            self._service.expedite(self)
+
+    def _step(self) -> None:
+        assert self._gen is not None
+        try:
+            timeout = next(self._gen)
+        except StopIteration:
+            self._end()
+            return
+        except BaseException as exc:
+            self._ended_by(exc)
+            return
+        self._schedule(timeout)
+
+    def _ended_by(self, exc: BaseException) -> None:
+        """The loop's code let ``exc`` out: it ended with that error."""
+        self._end()
+        done = self.done
+        if not done.ready():
+            LOG.error("Looping call %r ended by %r", self.name, exc, exc_info=exc)
+            self.loop._finish()
+            done.send_exception(type(exc), exc, exc.__traceback__)
+        if not isinstance(exc, Exception):
+            raise exc
+
+    def _schedule(self, timeout: float) -> None:
+        """Schedule the next step where ``_sleep(timeout)`` would have ended its wait."""
+        clock = _clock._active
+        planned = self.loop._planned
+        if planned is not None and planned[0] == timeout:
+            deadline = planned[1]
+        else:
+            deadline = clock.monotonic() + (timeout if timeout > 0 else 0.0)
+        if clock is not self._clock:
+            # Planned on a clock installed since the start: the same wait on the loop's own.
+            deadline = self._clock.monotonic() + (deadline - clock.monotonic())
+        self._next_at(deadline)
+
+    def _next_at(self, deadline: float) -> None:
+        service = self._service
+        service.schedule(deadline, self)
+        if self._aborted():
+            service.expedite(self)
+
+    def _end(self) -> None:
+        self._abort.remove_listener(self._on_stop)
+        self._service.loop_finished(self)
+
+
+class FixedDriver(LoopDriver):
+    """A plain FixedIntervalLoopingCall on the real clock, without the generator.
+
+    The same steps as ``LoopingCallBase._loop_steps`` with
+    ``_fixed_interval_idle``, for the common run (on time, within its
+    interval); an overrun or a fallen-behind run goes through
+    ``_fixed_interval_idle`` itself, so it logs and counts exactly as on a
+    thread.  Keep the two in step.
+    """
+
+    __slots__ = ("_cadence", "_func", "_func_name", "_interval", "_loop_done", "_stop")
+
+    def __init__(self, loop: Any, interval: float, cadence: list[float | None],
+                 stop_on_exception: bool, service: TimerService, name: str) -> None:
+        super().__init__(loop, None, service, name)
+        from tickwork.loopingcall import LoopingCallDone, _callable_name
+
+        self._loop_done = LoopingCallDone
+        # Set by stop() (through the abort event's listener, before stop() returns):
+        # read as a plain attribute on every run.
+        self._stop = False
+        self._interval = interval
+        self._cadence = cadence
+        f = loop.f
+        self._func_name = _callable_name(f)
+        self._func = f if stop_on_exception else loop._safe(f, self._func_name)
+
+    def start(self, initial_delay: float | None = None) -> None:
+        self._service.loop_started(self)
+        self._abort.add_listener(self._on_stop)
+        self._stop = self._aborted()
+        if initial_delay:
+            self._next_at(self._clock.monotonic() + initial_delay)
+        else:
+            self._service.schedule(-math.inf, self)
+
+    def _on_stop(self) -> None:
+        self._stop = True
+        if self._token is not None:
+            self._service.expedite(self)
+
+    def _next_at(self, deadline: float) -> None:
+        service = self._service
+        service.schedule(deadline, self)
+        if self._stop:
+            service.expedite(self)
+
+    def _step(self) -> None:
+        if self._stop:
+            self._stopped()
+            return
+        loop = self.loop
+        # The real clock reads time.monotonic() at call time (so do we: tests patch it).
+        started = time.monotonic()
+        loop._run_started = started
+        try:
+            kw = loop.kw
+            if kw:
+                self._func(*loop.args, **kw)
+            else:
+                self._func(*loop.args)
+        except self._loop_done as e:
+            loop.runs += 1
+            self._end()
+            loop._finish()
+            self.done.send(e.retvalue)
+            return
+        except Exception:
+            loop.runs += 1
+            exc_type, exc, tb = sys.exc_info()
+            from tickwork.loopingcall import LOG as LOG_LOOP
+
+            LOG_LOOP.error("%(kind)s %(func_name)r failed", {"kind": loop._KIND,
+                           "func_name": self._func_name}, exc_info=True)
+            self._end()
+            loop._finish()
+            self.done.send_exception(exc_type, exc, tb)  # type: ignore[arg-type]
+            del tb
+            return
+        except BaseException as exc:
+            loop.runs += 1
+            self._ended_by(exc)
+            return
+        loop.runs += 1
+        ended = time.monotonic()
+        if self._stop:
+            self._stopped()
+            return
+        interval = self._interval
+        cadence = self._cadence
+        due = cadence[0]
+        if due is None:
+            due = started
+        next_due = due + interval
+        elapsed = ended - started
+        if elapsed > interval or ended >= next_due + interval:
+            # The rare runs: _fixed_interval_idle logs, counts and plans them.
+            loop._planned = None
+            self._schedule(loop._fixed_interval_idle(interval, cadence,
+                                                     elapsed if elapsed > 0 else 0.0))
+            return
+        cadence[0] = next_due
+        service = self._service
+        service.schedule(next_due, self)
+        if self._stop:
+            service.expedite(self)
+
+    def _stopped(self) -> None:
+        self._end()
+        self.loop._finish()
+        self.done.send(True)
+
