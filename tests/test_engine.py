@@ -1,0 +1,352 @@
+"""The timer engine (tickwork._engine) on both backends: idle loops hold no thread.
+
+Loops on the real clock run on the engine unless ``_sleep``, ``_elapsed`` or
+``_run_loop`` is overridden or patched; on a FakeClock every loop keeps its
+own thread (the fake clock orders threads).  The engine's behaviour here is
+on the real clock, with millisecond intervals and generous bounds.
+"""
+
+import gc
+import logging
+import threading
+import time
+from unittest import mock
+
+import pytest
+
+from tickwork import _engine, loopingcall, threadgroup
+from tickwork import backend as backend_mod
+from tickwork.backend.base import ThreadHandle
+from tickwork.fixture import FakeClock, SleepFixture
+
+LOG_NAME = "tickwork.loopingcall"
+_real_monotonic = time.monotonic  # one test patches time.monotonic
+
+
+def pause(seconds):
+    backend_mod.get_backend().native_sleep(seconds)
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = _real_monotonic() + timeout
+    while not predicate():
+        if _real_monotonic() > deadline:
+            return False
+        pause(0.002)
+    return True
+
+
+def os_threads():
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return threading.active_count()
+
+
+def live_greenlets():
+    import greenlet
+
+    return sum(1 for o in gc.get_objects()
+               if isinstance(o, greenlet.greenlet) and not o.dead)
+
+
+def on_engine(loop):
+    return isinstance(loop._thread, _engine.LoopDriver)
+
+
+def test_ten_thousand_idle_loops_hold_fewer_than_a_hundred_threads(backend):
+    ran = [0]
+
+    def tick():
+        ran[0] += 1
+
+    threads_before = os_threads()
+    greenlets_before = live_greenlets() if backend is backend_mod.BackendType.EVENTLET else 0
+    loops = [loopingcall.FixedIntervalLoopingCall(tick) for _ in range(10000)]
+    events = [loop.start(3600) for loop in loops]
+    assert wait_for(lambda: ran[0] == 10000, 30)  # each ran once, now all idle
+    assert all(on_engine(loop) for loop in loops)
+    assert os_threads() - threads_before < 100
+    assert _engine.get_engine().stats()["workers"] < 100
+    if backend is backend_mod.BackendType.EVENTLET:
+        assert live_greenlets() - greenlets_before < 100
+    for loop in loops:
+        loop.stop()
+    assert all(event.wait() is True for event in events)
+    assert all(loop._thread is None for loop in loops)
+
+
+@pytest.mark.parametrize("kind", ["fixed", "dynamic"])
+def test_a_blocked_body_delays_no_other_loop(kind):
+    release = threading.Event() if backend_mod.get_backend_type() is \
+        backend_mod.BackendType.THREADING else backend_mod.get_backend().event()
+    blocked = []
+
+    def stuck():
+        blocked.append(time.monotonic())
+        # Blocks its worker outside any clock (native wait): the engine must add one.
+        release.wait(30) if isinstance(release, threading.Event) else release.native_wait(30)
+        raise loopingcall.LoopingCallDone("released")
+
+    ticks = []
+
+    def tick():
+        ticks.append(time.monotonic())
+        return 0.01
+
+    stuck_loop = loopingcall.FixedIntervalLoopingCall(stuck)
+    stuck_done = stuck_loop.start(0.01)
+    assert wait_for(lambda: blocked)
+    if kind == "fixed":
+        other = loopingcall.FixedIntervalLoopingCall(tick)
+        other_done = other.start(0.01)
+    else:
+        other = loopingcall.DynamicLoopingCall(tick)
+        other_done = other.start()
+    assert on_engine(stuck_loop) and on_engine(other)
+    assert wait_for(lambda: len(ticks) >= 20)  # about 0.2 s; 10 s allowed
+    assert not stuck_done.ready()
+    assert len(blocked) == 1
+    release.set()
+    assert stuck_done.wait() == "released"
+    other.stop()
+    assert other_done.wait() is True
+
+
+def test_stop_and_wait_semantics_on_the_engine():
+    # An idle loop stops at once, a run in progress finishes first.
+    idle = loopingcall.FixedIntervalLoopingCall(lambda: None)
+    done = idle.start(3600)
+    assert on_engine(idle)
+    assert wait_for(lambda: idle.runs == 1)
+    started = time.monotonic()
+    idle.stop()
+    assert done.wait() is True
+    assert time.monotonic() - started < 5
+    assert idle.runs == 1 and idle._thread is None
+
+    # Stopped during its initial delay: never runs.
+    never = loopingcall.FixedIntervalLoopingCall(mock.Mock())
+    done = never.start(1, initial_delay=3600)
+    never.stop()
+    assert done.wait() is True
+    never.f.assert_not_called()
+
+    # LoopingCallDone's value, an error re-raised, a stop from inside the function.
+    assert loopingcall.FixedIntervalLoopingCall(
+        mock.Mock(side_effect=[None, loopingcall.LoopingCallDone("v")])).start(0).wait() == "v"
+    with pytest.raises(ZeroDivisionError):
+        loopingcall.FixedIntervalLoopingCall(lambda: 1 / 0).start(0).wait()
+    selfstop = loopingcall.FixedIntervalLoopingCall(lambda: selfstop.stop())
+    assert selfstop.start(0).wait() is True
+    assert selfstop.runs == 1
+
+    # One loop at a time, and it can start again once it ended.
+    again = loopingcall.FixedIntervalLoopingCall(lambda: None)
+    again.start(3600)
+    with pytest.raises(RuntimeError, match="only run one function"):
+        again.start(3600)
+    again.stop()
+    assert again.wait() is True
+    again.start(3600)
+    again.stop()
+    assert again.wait() is True
+
+
+def test_stop_on_exception_false_keeps_going_and_logs(caplog):
+    caplog.set_level(logging.ERROR, logger=LOG_NAME)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("down")
+        raise loopingcall.LoopingCallDone(len(calls))
+
+    loop = loopingcall.FixedIntervalLoopingCall(flaky)
+    assert loop.start(0.001, stop_on_exception=False).wait() == 3
+    assert on_engine(loop) or loop._thread is None
+    assert sum("failed" in r.getMessage() for r in caplog.records) == 2
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["fixed-fast-path", "generator"])
+def test_overruns_and_skipped_runs_are_logged_and_counted_on_both_paths(caplog, direct):
+    caplog.set_level(logging.WARNING, logger=LOG_NAME)
+    cls = loopingcall.FixedIntervalLoopingCall
+    if not direct:
+        class Sub(loopingcall.FixedIntervalLoopingCall):  # not the plain class: the generator
+            pass
+
+        cls = Sub
+    starts = []
+
+    drivers = []
+
+    def body():
+        starts.append(time.monotonic())
+        drivers.append(type(loop._thread))
+        if len(starts) == 2:
+            time.sleep(0.35) if backend_mod.get_backend_type() is \
+                backend_mod.BackendType.THREADING else backend_mod.get_backend().native_sleep(
+                    0.35)
+        if len(starts) == 4:
+            raise loopingcall.LoopingCallDone(loop.skipped_runs)
+
+    loop = cls(body)
+    skipped = loop.start(0.1).wait()
+    assert loop._thread is None
+    assert set(drivers) == {_engine.FixedDriver if direct else _engine.LoopDriver}
+    assert skipped >= 2  # the 0.35 s run overran 0.1 s slots
+    assert "outlasted interval" in caplog.text
+    assert "scheduled run(s) skipped" in caplog.text
+    # Back on the grid of the first run after the overrun.
+    first = starts[0]
+    for t in starts[2:]:
+        assert (t - first) / 0.1 == pytest.approx(round((t - first) / 0.1), abs=0.5)
+
+
+def test_each_kind_runs_on_the_engine_and_thread_group_timers_too():
+    def done(value):
+        def f(*args, **kw):
+            raise loopingcall.LoopingCallDone(value)
+
+        return f
+
+    fixed = loopingcall.FixedIntervalLoopingCall(done("fixed"))
+    timeout = loopingcall.FixedIntervalWithTimeoutLoopingCall(done("timeout"))
+    dynamic = loopingcall.DynamicLoopingCall(done("dynamic"))
+    backoff = loopingcall.BackOffLoopingCall(done("backoff"))
+    events = [fixed.start(1, initial_delay=0.01), timeout.start(1, timeout=10),
+              dynamic.start(periodic_interval_max=1), backoff.start()]
+    assert [e.wait() for e in events] == ["fixed", "timeout", "dynamic", "backoff"]
+
+    tg = threadgroup.ThreadGroup()
+    hits = []
+    timer = tg.add_timer_args(3600, hits.append, args=("x",))
+    assert wait_for(lambda: hits == ["x"])
+    assert on_engine(timer)
+    tg.stop()
+    tg.wait()
+    assert timer._thread is None
+
+
+def _patched_sleep_records(target, loop_factory, start):
+    seen = []
+    original = loopingcall.LoopingCallBase._sleep
+
+    def recording(self, timeout):
+        seen.append(round(timeout, 6))
+        return original(self, timeout)
+
+    with mock.patch.object(target, "_sleep", recording):
+        loop = loop_factory()
+        done = start(loop)
+        assert isinstance(loop._thread, ThreadHandle)  # its own thread, as before
+        result = done.wait()
+    return seen, result
+
+
+def test_a_patched_sleep_sees_every_idle_time():
+    def counting(n, idle=None):
+        calls = []
+
+        def f():
+            calls.append(1)
+            if len(calls) == n:
+                raise loopingcall.LoopingCallDone(len(calls))
+            return idle
+
+        return f
+
+    # On the base class (what real suites patch): every wait, initial delay included.
+    seen, result = _patched_sleep_records(
+        loopingcall.LoopingCallBase, lambda: loopingcall.FixedIntervalLoopingCall(counting(4)),
+        lambda loop: loop.start(0.02, initial_delay=0.01))
+    assert result == 4
+    assert len(seen) == 4 and seen[0] == 0.01
+    assert all(0 <= s <= 0.02 for s in seen[1:])
+
+    seen, result = _patched_sleep_records(
+        loopingcall.LoopingCallBase, lambda: loopingcall.DynamicLoopingCall(counting(3, 0.005)),
+        lambda loop: loop.start())
+    assert (seen, result) == ([0.005, 0.005], 3)
+
+    # On BackOffLoopingCall (as real suites do).
+    seen, result = _patched_sleep_records(
+        loopingcall.BackOffLoopingCall,
+        lambda: loopingcall.BackOffLoopingCall(counting(3, False)),
+        lambda loop: loop.start(starting_interval=0.001, max_interval=0.01))
+    assert result == 3 and len(seen) == 2
+
+    # On one instance only: that loop has its own thread, the next one does not.
+    seen = []
+    loop = loopingcall.FixedIntervalLoopingCall(counting(3))
+    real_sleep = loop._sleep
+    loop._sleep = lambda timeout: (seen.append(timeout), real_sleep(timeout))[1]
+    done = loop.start(0.001)
+    assert isinstance(loop._thread, ThreadHandle)
+    assert done.wait() == 3 and len(seen) == 2
+    plain = loopingcall.FixedIntervalLoopingCall(counting(2))
+    done = plain.start(0.001)
+    assert on_engine(plain) or plain._thread is None
+    assert done.wait() == 2
+
+
+def test_overridden_elapsed_or_run_loop_keep_their_own_thread():
+    class OwnElapsed(loopingcall.FixedIntervalLoopingCall):
+        def _elapsed(self, watch):
+            return 0.0
+
+    class OwnRunLoop(loopingcall.FixedIntervalLoopingCall):
+        def _run_loop(self, *args, **kwargs):
+            return super()._run_loop(*args, **kwargs)
+
+    for cls in (OwnElapsed, OwnRunLoop):
+        loop = cls(lambda: None)
+        done = loop.start(3600)
+        assert isinstance(loop._thread, ThreadHandle), cls
+        loop.stop()
+        assert done.wait() is True
+
+
+def test_sleep_fixture_and_fake_clock_loops_keep_their_threads():
+    with SleepFixture() as sleepfx:
+        sleepfx.mock_wait.side_effect = [None, loopingcall.LoopingCallDone("fx")]
+        loop = loopingcall.FixedIntervalLoopingCall(lambda: None)
+        done = loop.start(3600)
+        assert done.wait() == "fx"
+    with FakeClock() as clock:
+        runs = []
+        loop = loopingcall.FixedIntervalLoopingCall(lambda: runs.append(clock.now()))
+        done = loop.start(10)
+        assert isinstance(loop._thread, ThreadHandle)
+        clock.advance(30)
+        loop.stop()
+        assert done.wait() is True
+        assert runs == [0, 10, 20, 30]
+
+
+def test_idle_workers_end_and_the_engine_starts_again(monkeypatch):
+    monkeypatch.setattr(_engine, "IDLE_TIMEOUT", 0.05)
+    engine = _engine.get_engine()
+    loop = loopingcall.FixedIntervalLoopingCall(lambda: None)
+    done = loop.start(0.001)
+    assert wait_for(lambda: loop.runs >= 5)
+    loop.stop()
+    assert done.wait() is True
+    assert wait_for(lambda: engine.stats()["workers"] == 0 and not engine._scheduler_running)
+    again = loopingcall.FixedIntervalLoopingCall(
+        mock.Mock(side_effect=[None, loopingcall.LoopingCallDone("back")]))
+    assert again.start(0.001).wait() == "back"
+
+
+def test_a_patched_time_monotonic_does_not_hang_the_engine():
+    ticks = []
+    frozen = time.monotonic()
+    loop = loopingcall.FixedIntervalLoopingCall(lambda: ticks.append(1))
+    with mock.patch("time.monotonic", return_value=frozen):
+        done = loop.start(0.01)
+        assert wait_for(lambda: len(ticks) >= 3, 10)
+        loop.stop()
+        assert done.wait() is True
