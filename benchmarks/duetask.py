@@ -21,8 +21,10 @@ import time
 from typing import Any
 from unittest import mock
 
+from oslo_config import cfg
+
 from benchmarks import _util
-from benchmarks.periodic import _build, _make_functions
+from benchmarks.periodic import _CALLS, _make_functions
 
 SPACING = 10.0
 
@@ -56,13 +58,23 @@ def measure(lib: str, tasks: int, passes: int) -> dict[str, Any]:
         periodic_task = _util.module(lib, "periodic_task")
         clock = [1000.0]
         with mock.patch.object(periodic_task, "now", lambda: clock[0]):
-            manager = _build(periodic_task, _make_functions(tasks), SPACING)
+            # One decorator call per task: oslo.service's decorator object must not be
+            # reused (it keeps only the first task's spacing).
+            namespace: dict[str, Any] = {"__module__": __name__}
+            for function in _make_functions(tasks):
+                namespace[function.__name__] = periodic_task.periodic_task(
+                    spacing=SPACING)(function)
+            manager_class = type(periodic_task.PeriodicTasks)(
+                "Manager", (periodic_task.PeriodicTasks,), namespace)
+            manager = manager_class(cfg.ConfigOpts())
             samples = []
             for _ in range(passes):
                 clock[0] += SPACING
                 t = time.perf_counter_ns()
                 manager.run_periodic_tasks(None)
                 samples.append((time.perf_counter_ns() - t) / 1000.0)
+        if _CALLS[0] < tasks * passes:
+            raise SystemExit(f"only {_CALLS[0]} of {tasks * passes} due runs happened")
     median = _util.median(samples[1:])
     return {
         "tasks": tasks,

@@ -31,7 +31,8 @@ from typing import Any
 from benchmarks import _util
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ("drift", "periodic", "startstop", "timers", "virtualday", "coordination")
+SECTIONS = ("drift", "periodic", "duetask", "startstop", "timers", "virtualday", "coordination",
+            "scale")
 #: Seconds a class with K periodic tasks may take to build before falling back to --build add.
 CLASS_BUILD_TIMEOUT = 20.0
 
@@ -301,6 +302,77 @@ def coordination_report(jobs: list[Job]) -> str:
             + table(headers, rows))
 
 
+def duetask_jobs(quick: bool) -> list[Job]:
+    return [Job("duetask", lib, backend, False, ["--tasks", "1000"])
+            for backend in ("eventlet", "threading") for lib in ("tickwork", "oslo", "heap")]
+
+
+def duetask_report(jobs: list[Job]) -> str:
+    headers = ("backend", "lib", "due task us", "min us")
+    rows = []
+    for backend in ("eventlet", "threading"):
+        group = {j.lib: j for j in jobs if j.backend == backend}
+        for lib in ("tickwork", "oslo", "heap"):
+            rows.append([backend, lib, _fmt(_value(group[lib], "due_us")),
+                         _fmt(_value(group[lib], "due_min_us"))])
+        rows.append([backend, "tickwork/oslo",
+                     _ratio(_value(group["tickwork"], "due_us"),
+                            _value(group["oslo"], "due_us")), "-"])
+    return ("run_periodic_tasks() with 1000 tasks, all due (per task: median pass / 1000; "
+            "heap: the same tasks from a bare heapq)\n\n" + table(headers, rows))
+
+
+#: (backend, lib) pairs of the scale section, in table order.
+SCALE_CASES = (
+    ("threading", "tickwork"), ("threading", "oslo"), ("threading", "heap"),
+    ("eventlet", "tickwork"), ("eventlet", "oslo"), ("eventlet", "green"),
+    ("eventlet", "heap"),
+)
+
+
+def scale_jobs(quick: bool) -> list[Job]:
+    window = "3" if quick else "10"
+    jobs = []
+    for loops in ("1000", "10000"):
+        for backend, lib in SCALE_CASES:
+            # oslo.service on threads starts one OS thread per loop: bounded by the timeout.
+            jobs.append(Job("scale", lib, backend, False,
+                            ["--loops", loops, "--window", window], timeout=90.0))
+    return jobs
+
+
+def scale_report(jobs: list[Job]) -> str:
+    keys = ("p99_ms", "p50_ms", "kept_pct", "cpu_s", "rss_mb", "peak_threads", "start_s")
+    headers = ("loops", "backend", "lib", "p99 ms", "p50 ms", "kept %", "CPU s", "RSS MB",
+               "threads", "start s")
+    rows = []
+
+    def cell(job: Job, key: str) -> str:
+        if job.result is None and "timed out" in (job.error or ""):
+            return "timed out"
+        return _fmt(_value(job, key))
+
+    for loops in dict.fromkeys(j.args[1] for j in jobs):
+        for backend in dict.fromkeys(b for b, _ in SCALE_CASES):
+            group = {j.lib: j for j in jobs if j.args[1] == loops and j.backend == backend}
+            for lib in group:
+                rows.append([loops, backend, lib, *(cell(group[lib], k) for k in keys)])
+            tw = group.get("tickwork")
+            for limit in ("heap", "green"):
+                if tw is not None and limit in group:
+                    rows.append([loops, backend, f"tickwork/{limit}",
+                                 _ratio(_value(tw, "p99_ms"), _value(group[limit], "p99_ms")),
+                                 "-", "-",
+                                 _ratio(_value(tw, "cpu_s"), _value(group[limit], "cpu_s")),
+                                 "-", "-", "-"])
+    window = next((j.result["window"] for j in jobs if j.result), float("nan"))
+    return (f"Fixed-interval loops at 1 s, all due together, for a {window:g} s window "
+            "(lateness of each run after its slot; kept: runs that ran of those due; CPU "
+            "and RSS growth over the window; threads: peak OS threads; heap: one thread "
+            "running every loop from one heapq; green: one greenthread per loop)\n\n"
+            + table(headers, rows))
+
+
 BUILDERS = {
     "drift": (drift_jobs, drift_report),
     "periodic": (periodic_jobs, periodic_report),
@@ -308,6 +380,8 @@ BUILDERS = {
     "timers": (timers_jobs, timers_report),
     "virtualday": (virtualday_jobs, virtualday_report),
     "coordination": (coordination_jobs, coordination_report),
+    "duetask": (duetask_jobs, duetask_report),
+    "scale": (scale_jobs, scale_report),
 }
 
 
