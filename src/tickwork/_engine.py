@@ -49,6 +49,9 @@ __all__ = ["Engine", "LoopDriver", "TimerService", "get_engine"]
 
 #: Seconds the head of the work queue may wait before the pool adds a worker.
 STALL = 0.01
+#: Seconds before a deadline the scheduler wakes a worker, which then waits for
+#: it itself: the hand-over from scheduler to worker is not added to the lateness.
+LEAD = 0.001
 #: Seconds an idle worker (or the scheduler, with nothing scheduled) lives on.
 IDLE_TIMEOUT = 5.0
 
@@ -163,50 +166,101 @@ class Engine:
             threading.Thread(target=fn, args=args, name=name, daemon=True).start()
 
     def _worker(self) -> None:
-        """Take submitted calls, then due entries off the heap, one at a time."""
+        """Take submitted calls, then due entries off the heap, one at a time.
+
+        A step may return its loop's next deadline instead of scheduling it:
+        the worker pushes it and pops the next due entry under one lock.
+        """
         jobs = self._jobs
         heap = self._heap
         lock = self._lock
+        heappush = heapq.heappush
         heappop = heapq.heappop
+        seqs = self._seq
         flag = self._backend.event()
+        sleep = self._backend.native_sleep
         now = _real_monotonic()
-        fn: Callable[[], None] | None
+        fn: Callable[[], float | None] | None
+        carry: float | None = None
+        holder: Any = None
         while True:
-            if jobs:
-                try:
-                    fn = jobs.popleft()
-                except IndexError:
-                    continue
-            else:
-                if not heap or heap[0][0] > now:
-                    now = _real_monotonic()  # read again only when nothing is due by the last
+            fn = None
+            if carry is not None and time.monotonic is _real_monotonic:
+                seq = next(seqs)
                 with lock:
-                    if heap and heap[0][0] <= now:
-                        _, seq, holder = heappop(heap)
-                        if holder._token != seq:
-                            continue  # expedited already
-                        holder._token = None
-                        fn = holder._step_fn
-                    elif jobs:
+                    heappush(heap, (carry, seq, holder))
+                    holder._token = seq
+                    wake = carry < self._wake_at
+                    if wake:
+                        self._wake_at = carry
+                    start = not self._scheduler_running
+                    if start:
+                        self._scheduler_running = True
+                    if not jobs and heap[0][0] <= now:
+                        _, seq, due = heappop(heap)
+                        if due._token == seq:
+                            due._token = None
+                            fn = due._step_fn
+                        else:
+                            due = None
+                if start:
+                    self._start(self._schedule_loop, "tickwork-engine-scheduler")
+                elif wake:
+                    self._wake.set()
+                if holder._stop:  # stopped while the step ran: its next step runs now
+                    self.expedite(holder)
+                carry = None
+                if fn is not None:
+                    holder = due
+            elif carry is not None:
+                self.schedule(carry, holder)  # time.monotonic is patched: convert
+                if holder._stop:
+                    self.expedite(holder)
+                carry = None
+            if fn is None:
+                if jobs:
+                    try:
+                        fn = jobs.popleft()
+                    except IndexError:
                         continue
-                    else:
-                        flag.clear()
-                        self._idle.append(flag)
-                        fn = None
-                if fn is None:
-                    if flag.native_wait(IDLE_TIMEOUT):
-                        continue
+                    holder = getattr(fn, "__self__", None)
+                else:
+                    if not heap or heap[0][0] > now:
+                        now = _real_monotonic()  # read again only when nothing is due by the last
+                    lead = 0.0
                     with lock:
-                        if flag in self._idle:
-                            self._idle.remove(flag)
-                            self._workers -= 1
-                            return
-                    continue  # woken just as it timed out
+                        if heap and heap[0][0] <= now:
+                            _, seq, holder = heappop(heap)
+                            if holder._token != seq:
+                                continue  # expedited already
+                            holder._token = None
+                            fn = holder._step_fn
+                        elif jobs:
+                            continue
+                        elif heap and heap[0][0] - now <= LEAD:
+                            lead = heap[0][0] - now  # due in a moment: wait for it here
+                        else:
+                            flag.clear()
+                            self._idle.append(flag)
+                    if lead:
+                        sleep(lead)
+                        now = _real_monotonic()
+                        continue
+                    if fn is None:
+                        if flag.native_wait(IDLE_TIMEOUT):
+                            continue
+                        with lock:
+                            if flag in self._idle:
+                                self._idle.remove(flag)
+                                self._workers -= 1
+                                return
+                        continue  # woken just as it timed out
             self._taken += 1
             try:
-                fn()
+                carry = fn()
             except BaseException:  # a step handles its own errors; never lose the worker
                 LOG.exception("tickwork timer engine: a scheduled call failed")
+                carry = None
 
     def _schedule_loop(self) -> None:
         """Sleep until work is due; then see that a worker takes it, adding one
@@ -225,7 +279,7 @@ class Engine:
                 while heap and heap[0][2]._token != heap[0][1]:
                     heapq.heappop(heap)  # expedited entries
                 next_due = heap[0][0] if heap else math.inf
-                if jobs or next_due <= now:
+                if jobs or next_due <= now + LEAD:
                     busy = self._workers - len(self._idle)
                     if busy <= 0 or self._taken == seen_taken:
                         if self._idle:
@@ -248,7 +302,7 @@ class Engine:
                 else:
                     seen_taken = -1
                     idle_since = None
-                    timeout = next_due - now
+                    timeout = next_due - LEAD - now
                 self._wake_at = now + timeout
                 wake.clear()
             if flag is not None:
@@ -340,17 +394,18 @@ class LoopDriver:
         if self._token is not None:
             self._service.expedite(self)
 
-    def _step(self) -> None:
+    def _step(self) -> float | None:
         assert self._gen is not None
         try:
             timeout = next(self._gen)
         except StopIteration:
             self._end()
-            return
+            return None
         except BaseException as exc:
             self._ended_by(exc)
-            return
+            return None
         self._schedule(timeout)
+        return None
 
     def _ended_by(self, exc: BaseException) -> None:
         """The loop's code let ``exc`` out: it ended with that error."""
@@ -434,10 +489,10 @@ class FixedDriver(LoopDriver):
         if self._stop:
             service.expedite(self)
 
-    def _step(self) -> None:
+    def _step(self) -> float | None:
         if self._stop:
             self._stopped()
-            return
+            return None
         loop = self.loop
         # The real clock reads time.monotonic() at call time (so do we: tests patch it).
         started = time.monotonic()
@@ -453,7 +508,7 @@ class FixedDriver(LoopDriver):
             self._end()
             loop._finish()
             self.done.send(e.retvalue)
-            return
+            return None
         except Exception:
             loop.runs += 1
             exc_type, exc, tb = sys.exc_info()
@@ -465,16 +520,16 @@ class FixedDriver(LoopDriver):
             loop._finish()
             self.done.send_exception(exc_type, exc, tb)  # type: ignore[arg-type]
             del tb
-            return
+            return None
         except BaseException as exc:
             loop.runs += 1
             self._ended_by(exc)
-            return
+            return None
         loop.runs += 1
         ended = time.monotonic()
         if self._stop:
             self._stopped()
-            return
+            return None
         interval = self._interval
         cadence = self._cadence
         due = cadence[0]
@@ -487,12 +542,9 @@ class FixedDriver(LoopDriver):
             loop._planned = None
             self._schedule(loop._fixed_interval_idle(interval, cadence,
                                                      elapsed if elapsed > 0 else 0.0))
-            return
+            return None
         cadence[0] = next_due
-        service = self._service
-        service.schedule(next_due, self)
-        if self._stop:
-            service.expedite(self)
+        return next_due  # the engine's worker schedules it
 
     def _stopped(self) -> None:
         self._end()
