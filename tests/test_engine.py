@@ -350,3 +350,24 @@ def test_a_patched_time_monotonic_does_not_hang_the_engine():
         assert wait_for(lambda: len(ticks) >= 3, 10)
         loop.stop()
         assert done.wait() is True
+
+
+def test_a_forked_child_gets_an_engine_of_its_own():
+    import os
+
+    parent_loop = loopingcall.FixedIntervalLoopingCall(lambda: None)
+    parent_done = parent_loop.start(3600)
+    assert wait_for(lambda: parent_loop.runs == 1)
+    pid = os.fork()
+    if pid == 0:  # the child: native threads did not survive, so loops need a live engine
+        code = 1
+        try:
+            done = loopingcall.FixedIntervalLoopingCall(
+                mock.Mock(side_effect=[None, loopingcall.LoopingCallDone(7)])).start(0.001)
+            code = 0 if done.wait(10) == 7 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    parent_loop.stop()
+    assert parent_done.wait() is True

@@ -6,23 +6,28 @@ How it works
 * One heap of absolute deadlines per process (per selected backend), serviced
   by one scheduler thread (a greenthread on eventlet) that sleeps until the
   earliest deadline, or until something earlier is scheduled.
-* A deadline that falls due puts its callback on a queue; an elastic pool of
-  workers takes callbacks off it one at a time.  The pool starts a worker when
-  there is none, and another whenever the head of the queue has waited
-  :data:`STALL` seconds (the workers there are busy: a slow or blocked body
-  delays only itself, and the queue behind it by at most about that much).
-  Workers idle for :data:`IDLE_TIMEOUT` seconds end; so does the scheduler when
-  the heap is empty.  An idle loop holds no thread.
-* A looping call run by the engine is a generator
+* Due entries are taken off the heap by an elastic pool of workers, one entry
+  at a time.  The scheduler wakes an idle worker (or starts one) :data:`LEAD`
+  seconds before a deadline, and the worker waits for the deadline itself.
+  While work is due the scheduler looks every :data:`STALL` seconds: when the
+  busy workers took nothing since the last look (a run is slow or blocked),
+  it adds a worker, so a blocked run delays only its own loop (and the others
+  by about STALL at most).  Workers idle for :data:`IDLE_TIMEOUT` end; so does
+  the scheduler when the heap is empty.  An idle loop holds no thread.
+* A loop is a *holder* with at most one entry pending: ``holder._token`` is
+  the sequence number of its live heap entry (None: none).  ``stop()`` sets
+  the loop's event, whose listener runs the pending step at once
+  (:meth:`Engine.expedite`); the stale heap entry is skipped when it comes up.
+* :class:`LoopDriver` runs any looping call from its generator
   (:meth:`tickwork.loopingcall.LoopingCallBase._loop_steps`): each step runs
-  the function once and yields the idle time it would have given ``_sleep``;
-  :class:`LoopDriver` turns that into a deadline exactly as ``_sleep`` does and
-  schedules the next step.  ``stop()`` sets the loop's event, whose listener
-  runs the pending step at once.
-* Each clock says where timers go (:meth:`tickwork.clock.Clock.timers`): the
-  real clock uses this engine, :class:`tickwork.fixture.FakeClock` runs due
-  steps itself, in deadline order on virtual time.  A clock without timers
-  (None) keeps the thread-per-loop model.
+  the function once and yields the idle time ``_sleep`` would be told; the
+  driver turns it into the deadline ``_sleep`` would wait for.
+  :class:`FixedDriver` is the direct path of a plain FixedIntervalLoopingCall:
+  the same steps without the generator, returning the next deadline so the
+  worker pushes it and pops the next due entry under one lock.
+* Only the real clock has an engine (:meth:`tickwork.clock.Clock.timers`).
+  Loops whose ``_sleep``, ``_elapsed`` or ``_run_loop`` is overridden or
+  patched, and every loop under a FakeClock, run on a thread of their own.
 """
 
 from __future__ import annotations
