@@ -310,21 +310,73 @@ def test_overridden_elapsed_or_run_loop_keep_their_own_thread():
         assert done.wait() is True
 
 
-def test_sleep_fixture_and_fake_clock_loops_keep_their_threads():
+def test_sleep_fixture_loops_keep_their_threads():
     with SleepFixture() as sleepfx:
         sleepfx.mock_wait.side_effect = [None, loopingcall.LoopingCallDone("fx")]
         loop = loopingcall.FixedIntervalLoopingCall(lambda: None)
         done = loop.start(3600)
-        assert done.wait() == "fx"
-    with FakeClock() as clock:
-        runs = []
-        loop = loopingcall.FixedIntervalLoopingCall(lambda: runs.append(clock.now()))
-        done = loop.start(10)
         assert isinstance(loop._thread, ThreadHandle)
+        assert done.wait() == "fx"
+
+
+def test_on_a_fake_clock_idle_loops_hold_no_thread_and_run_exactly():
+    with FakeClock() as clock:
+        runs = {k: [] for k in range(1000)}
+        loops = []
+        for k in range(1000):
+            loop = loopingcall.FixedIntervalLoopingCall(
+                lambda k=k: runs[k].append(clock.now()))
+            loop.start(10 + k % 7)
+            loops.append(loop)
         clock.advance(30)
-        loop.stop()
-        assert done.wait() is True
-        assert runs == [0, 10, 20, 30]
+        assert all(on_engine(loop) for loop in loops)
+        # Runner threads, not one thread per loop.
+        assert len(clock._threads) < 100
+        for k in (0, 1, 6, 999):
+            interval = 10 + k % 7
+            assert runs[k] == [float(t) for t in range(0, 31, interval)]
+        for loop in loops:
+            loop.stop()
+        assert all(loop.wait() is True for loop in loops)
+        assert clock.pending() == []
+
+
+def test_on_a_fake_clock_a_blocked_body_delays_no_other_loop():
+    backend = backend_mod.get_backend()
+    with FakeClock() as clock:
+        slow_runs, ticks = [], []
+
+        def slow():
+            slow_runs.append(clock.now())
+            backend.sleep(100)  # blocks its runner on the clock for 100 virtual s
+
+        stuck = loopingcall.FixedIntervalLoopingCall(slow)
+        stuck.start(1000)
+        other = loopingcall.FixedIntervalLoopingCall(lambda: ticks.append(clock.now()))
+        other.start(10)
+        clock.advance(95)
+        assert slow_runs == [0]
+        assert ticks == [float(t) for t in range(0, 91, 10)]  # on its grid throughout
+        assert clock.pending()[0].deadline == 100  # the slow run's sleep
+        stuck.stop()
+        other.stop()
+        clock.advance(10)
+        assert stuck.wait() is True and other.wait() is True
+
+
+def test_a_loop_left_on_an_uninstalled_fake_clock_still_stops():
+    with FakeClock() as clock:
+        loop = loopingcall.FixedIntervalLoopingCall(lambda: None)
+        done = loop.start(10)
+        clock.advance(25)
+        assert loop.runs == 3
+    # Its next run waits on a clock nobody moves (as a loop thread's wait would),
+    # and stop() still ends it, on the real engine.
+    pause(0.05)
+    assert loop.runs == 3 and not done.ready()
+    loop.stop()
+    assert done.wait(10) is True
+    assert loop._thread is None
 
 
 def test_idle_workers_end_and_the_engine_starts_again(monkeypatch):

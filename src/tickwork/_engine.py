@@ -25,9 +25,12 @@ How it works
   :class:`FixedDriver` is the direct path of a plain FixedIntervalLoopingCall:
   the same steps without the generator, returning the next deadline so the
   worker pushes it and pops the next due entry under one lock.
-* Only the real clock has an engine (:meth:`tickwork.clock.Clock.timers`).
-  Loops whose ``_sleep``, ``_elapsed`` or ``_run_loop`` is overridden or
-  patched, and every loop under a FakeClock, run on a thread of their own.
+* Each clock says where its loops wait (:meth:`tickwork.clock.Clock.timers`):
+  the real clock has this engine; :class:`tickwork.fixture.FakeClock` keeps
+  the steps in its own heap of virtual deadlines and runs each due step on a
+  runner thread it counts, in deadline order, as it ends waits.  Loops whose
+  ``_sleep``, ``_elapsed`` or ``_run_loop`` is overridden or patched run on
+  a thread of their own.
 """
 
 from __future__ import annotations
@@ -426,6 +429,13 @@ class LoopDriver:
     def _schedule(self, timeout: float) -> None:
         """Schedule the next step where ``_sleep(timeout)`` would have ended its wait."""
         clock = _clock._active
+        if getattr(self._service, "_closed", False):
+            # Its fake clock was uninstalled: go on on the active clock's timers.
+            timers = clock.timers()
+            if timers is not None:
+                self._service.loop_finished(self)
+                self._service, self._clock = timers, clock
+                timers.loop_started(self)
         planned = self.loop._planned
         if planned is not None and planned[0] == timeout:
             deadline = planned[1]

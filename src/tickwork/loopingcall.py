@@ -287,7 +287,7 @@ class LoopingCallBase:
         name = f"tickwork-loop-{_callable_name(self.f)}"
         timers = _clock.get_clock().timers() if self._on_engine() else None
         handle: Any
-        if timers is not None and fixed is not None and self._fixed_on_engine():
+        if isinstance(timers, _engine.Engine) and fixed is not None and self._fixed_on_engine():
             handle = _engine.FixedDriver(self, fixed[0], fixed[1], stop_on_exception, timers,
                                          name)
         elif timers is not None:
