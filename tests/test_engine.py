@@ -423,3 +423,39 @@ def test_a_forked_child_gets_an_engine_of_its_own():
     assert os.waitstatus_to_exitcode(status) == 0
     parent_loop.stop()
     assert parent_done.wait() is True
+
+
+def test_on_a_fake_clock_waits_inside_runs_keep_the_loops_order():
+    """Two loops whose runs sleep on the clock: ties end in the loops' start order,
+    every time, whichever runner thread does which run."""
+    backend = backend_mod.get_backend()
+
+    def once():
+        log = []
+        with FakeClock() as clock:
+            def body(name):
+                def f():
+                    log.append((clock.now(), name, "start"))
+                    backend.sleep(3)
+                    log.append((clock.now(), name, "end"))
+                return f
+
+            loops = [loopingcall.FixedIntervalLoopingCall(body(n)) for n in ("a", "b", "c")]
+            for loop in loops:
+                loop.start(10)
+            clock.advance(25)
+            for loop in loops:
+                loop.stop()
+            clock.advance(10)
+            assert all(loop.wait() is True for loop in loops)
+        return log
+
+    def driven(log):  # the runs at start() begin at once, concurrently on threads
+        return [e for e in log if e[0] > 0]
+
+    first = driven(once())
+    assert [e for e in first if e[0] == 3] == [(3, "a", "end"), (3, "b", "end"),
+                                               (3, "c", "end")]
+    assert [e[1] for e in first if e[0] == 20] == ["a", "b", "c"]
+    assert [e[1] for e in first if e[0] in (13, 23) and e[2] == "end"] == ["a", "b", "c"] * 2
+    assert driven(once()) == first == driven(once())
