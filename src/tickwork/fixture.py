@@ -228,6 +228,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
 
     def _setUp(self) -> None:
         self._get_backend()
+        self._closed = False  # installed (again): its loops run here
         self._previous = _clock.set_clock(self)
         self.addCleanup(self._uninstall)
         older = self._previous.live_threads()
