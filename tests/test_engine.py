@@ -170,12 +170,12 @@ def test_stop_on_exception_false_keeps_going_and_logs(caplog):
     assert sum("failed" in r.getMessage() for r in caplog.records) == 2
 
 
-@pytest.mark.parametrize("direct", [True, False], ids=["fixed-fast-path", "generator"])
-def test_overruns_and_skipped_runs_are_logged_and_counted_on_both_paths(caplog, direct):
-    caplog.set_level(logging.WARNING, logger=LOG_NAME)
+@pytest.mark.parametrize("subclass", [False, True], ids=["plain", "subclass"])
+def test_overruns_and_skipped_runs_are_logged_and_counted_on_the_engine(caplog, subclass):
+    caplog.set_level(logging.DEBUG, logger=LOG_NAME)
     cls = loopingcall.FixedIntervalLoopingCall
-    if not direct:
-        class Sub(loopingcall.FixedIntervalLoopingCall):  # not the plain class: the generator
+    if subclass:
+        class Sub(loopingcall.FixedIntervalLoopingCall):
             pass
 
         cls = Sub
@@ -196,7 +196,7 @@ def test_overruns_and_skipped_runs_are_logged_and_counted_on_both_paths(caplog, 
     loop = cls(body)
     skipped = loop.start(0.1).wait()
     assert loop._thread is None
-    assert set(drivers) == {_engine.FixedDriver if direct else _engine.LoopDriver}
+    assert set(drivers) == {_engine.LoopDriver}
     assert skipped >= 2  # the 0.35 s run overran 0.1 s slots
     assert "outlasted interval" in caplog.text
     assert "scheduled run(s) skipped" in caplog.text
@@ -319,66 +319,6 @@ def test_sleep_fixture_loops_keep_their_threads():
         assert done.wait() == "fx"
 
 
-def test_on_a_fake_clock_idle_loops_hold_no_thread_and_run_exactly():
-    with FakeClock() as clock:
-        runs = {k: [] for k in range(1000)}
-        loops = []
-        for k in range(1000):
-            loop = loopingcall.FixedIntervalLoopingCall(
-                lambda k=k: runs[k].append(clock.now()))
-            loop.start(10 + k % 7)
-            loops.append(loop)
-        clock.advance(30)
-        assert all(on_engine(loop) for loop in loops)
-        # Runner threads, not one thread per loop.
-        assert len(clock._threads) < 100
-        for k in (0, 1, 6, 999):
-            interval = 10 + k % 7
-            assert runs[k] == [float(t) for t in range(0, 31, interval)]
-        for loop in loops:
-            loop.stop()
-        assert all(loop.wait() is True for loop in loops)
-        assert clock.pending() == []
-
-
-def test_on_a_fake_clock_a_blocked_body_delays_no_other_loop():
-    backend = backend_mod.get_backend()
-    with FakeClock() as clock:
-        slow_runs, ticks = [], []
-
-        def slow():
-            slow_runs.append(clock.now())
-            backend.sleep(100)  # blocks its runner on the clock for 100 virtual s
-
-        stuck = loopingcall.FixedIntervalLoopingCall(slow)
-        stuck.start(1000)
-        other = loopingcall.FixedIntervalLoopingCall(lambda: ticks.append(clock.now()))
-        other.start(10)
-        clock.advance(95)
-        assert slow_runs == [0]
-        assert ticks == [float(t) for t in range(0, 91, 10)]  # on its grid throughout
-        assert clock.pending()[0].deadline == 100  # the slow run's sleep
-        stuck.stop()
-        other.stop()
-        clock.advance(10)
-        assert stuck.wait() is True and other.wait() is True
-
-
-def test_a_loop_left_on_an_uninstalled_fake_clock_still_stops():
-    with FakeClock() as clock:
-        loop = loopingcall.FixedIntervalLoopingCall(lambda: None)
-        done = loop.start(10)
-        clock.advance(25)
-        assert loop.runs == 3
-    # Its next run waits on a clock nobody moves (as a loop thread's wait would),
-    # and stop() still ends it, on the real engine.
-    pause(0.05)
-    assert loop.runs == 3 and not done.ready()
-    loop.stop()
-    assert done.wait(10) is True
-    assert loop._thread is None
-
-
 def test_idle_workers_end_and_the_engine_starts_again(monkeypatch):
     monkeypatch.setattr(_engine, "IDLE_TIMEOUT", 0.05)
     engine = _engine.get_engine()
@@ -425,37 +365,15 @@ def test_a_forked_child_gets_an_engine_of_its_own():
     assert parent_done.wait() is True
 
 
-def test_on_a_fake_clock_waits_inside_runs_keep_the_loops_order():
-    """Two loops whose runs sleep on the clock: ties end in the loops' start order,
-    every time, whichever runner thread does which run."""
-    backend = backend_mod.get_backend()
-
-    def once():
-        log = []
-        with FakeClock() as clock:
-            def body(name):
-                def f():
-                    log.append((clock.now(), name, "start"))
-                    backend.sleep(3)
-                    log.append((clock.now(), name, "end"))
-                return f
-
-            loops = [loopingcall.FixedIntervalLoopingCall(body(n)) for n in ("a", "b", "c")]
-            for loop in loops:
-                loop.start(10)
-            clock.advance(25)
-            for loop in loops:
-                loop.stop()
-            clock.advance(10)
-            assert all(loop.wait() is True for loop in loops)
-        return log
-
-    def driven(log):  # the runs at start() begin at once, concurrently on threads
-        return [e for e in log if e[0] > 0]
-
-    first = driven(once())
-    assert [e for e in first if e[0] == 3] == [(3, "a", "end"), (3, "b", "end"),
-                                               (3, "c", "end")]
-    assert [e[1] for e in first if e[0] == 20] == ["a", "b", "c"]
-    assert [e[1] for e in first if e[0] in (13, 23) and e[2] == "end"] == ["a", "b", "c"] * 2
-    assert driven(once()) == first == driven(once())
+def test_on_a_fake_clock_each_loop_has_its_own_thread_and_runs_exactly():
+    with FakeClock() as clock:
+        runs = []
+        t0 = clock.now()
+        loop = loopingcall.FixedIntervalLoopingCall(lambda: runs.append(clock.now() - t0))
+        done = loop.start(10)
+        assert isinstance(loop._thread, ThreadHandle)
+        clock.advance(35)
+        assert runs == [0, 10, 20, 30]
+        loop.stop()
+        clock.advance(0)
+        assert done.wait() is True

@@ -18,19 +18,15 @@ How it works
   the sequence number of its live heap entry (None: none).  ``stop()`` sets
   the loop's event, whose listener runs the pending step at once
   (:meth:`Engine.expedite`); the stale heap entry is skipped when it comes up.
-* :class:`LoopDriver` runs any looping call from its generator
+* :class:`LoopDriver` runs a looping call from its generator
   (:meth:`tickwork.loopingcall.LoopingCallBase._loop_steps`): each step runs
   the function once and yields the idle time ``_sleep`` would be told; the
-  driver turns it into the deadline ``_sleep`` would wait for.
-  :class:`FixedDriver` is the direct path of a plain FixedIntervalLoopingCall:
-  the same steps without the generator, returning the next deadline so the
-  worker pushes it and pops the next due entry under one lock.
-* Each clock says where its loops wait (:meth:`tickwork.clock.Clock.timers`):
-  the real clock has this engine; :class:`tickwork.fixture.FakeClock` keeps
-  the steps in its own heap of virtual deadlines and runs each due step on a
-  runner thread it counts, in deadline order, as it ends waits.  Loops whose
-  ``_sleep``, ``_elapsed`` or ``_run_loop`` is overridden or patched run on
-  a thread of their own.
+  driver turns it into the deadline ``_sleep`` would wait for, which the
+  worker pushes as it pops the next due entry, under one lock.
+* Only the real clock has an engine (:meth:`tickwork.clock.Clock.timers`);
+  on :class:`tickwork.fixture.FakeClock` every loop has a thread of its own,
+  which the fake clock orders.  Loops whose ``_sleep``, ``_elapsed`` or
+  ``_run_loop`` is overridden or patched also run on a thread of their own.
 """
 
 from __future__ import annotations
@@ -44,7 +40,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from tickwork import clock as _clock
 
@@ -53,7 +49,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["Engine", "LoopDriver", "TimerService", "get_engine"]
+__all__ = ["Engine", "LoopDriver", "get_engine"]
 
 #: Seconds the head of the work queue may wait before the pool adds a worker.
 STALL = 0.01
@@ -64,31 +60,6 @@ LEAD = 0.001
 IDLE_TIMEOUT = 5.0
 
 _real_monotonic = time.monotonic
-
-
-class TimerService(Protocol):
-    """Where a clock runs loop steps at deadlines, without a thread per loop.
-
-    A *holder* (a :class:`LoopDriver`) has at most one step scheduled at a
-    time; its ``_token`` names it (None: none pending) and ``_step_fn`` is
-    what runs.
-    """
-
-    def schedule(self, deadline: float, holder: Any) -> None:
-        """Run ``holder._step_fn()`` on a worker once the clock reaches ``deadline``."""
-        ...
-
-    def expedite(self, holder: Any) -> None:
-        """Run the holder's pending step now (nothing if it has none)."""
-        ...
-
-    def loop_started(self, handle: Any) -> None:
-        """A loop started on this service (the clock lists it among its live threads)."""
-        ...
-
-    def loop_finished(self, handle: Any) -> None:
-        """That loop ended."""
-        ...
 
 
 class Engine:
@@ -109,9 +80,10 @@ class Engine:
         self._taken = 0  # calls the workers took: the scheduler watches it move
         self._eventlet = backend.type.value == "eventlet"
 
-    # -- TimerService ----------------------------------------------------
+    # -- scheduling -------------------------------------------------------
 
     def schedule(self, deadline: float, holder: Any) -> None:
+        """Run ``holder._step_fn()`` on a worker once the clock reaches ``deadline``."""
         if time.monotonic is not _real_monotonic:
             # The real clock reads time.monotonic() at call time and a test
             # patched it: the heap keeps due times on the unpatched clock.
@@ -135,6 +107,7 @@ class Engine:
             self._wake.set()
 
     def expedite(self, holder: Any) -> None:
+        """Run the holder's pending step now (nothing if it has none)."""
         with self._lock:
             if holder._token is None:
                 return
@@ -142,6 +115,7 @@ class Engine:
         self.submit(holder._step_fn)
 
     def loop_started(self, handle: Any) -> None:
+        """A loop started here: the real clock lists it among its live threads."""
         _clock.REAL_CLOCK.thread_started(handle)
 
     def loop_finished(self, handle: Any) -> None:
@@ -310,7 +284,7 @@ class Engine:
                 else:
                     seen_taken = -1
                     idle_since = None
-                    timeout = next_due - LEAD - now
+                    timeout = min(next_due - LEAD - now, _clock.LONGEST_NATIVE_WAIT)
                 self._wake_at = now + timeout
                 wake.clear()
             if flag is not None:
@@ -368,75 +342,70 @@ if hasattr(os, "register_at_fork"):
 
 
 class LoopDriver:
-    """Runs one looping call's steps on a timer service (see the module docstring)."""
+    """Runs one looping call's steps on the engine (see the module docstring).
 
-    __slots__ = ("_abort", "_aborted", "_clock", "_gen", "_service", "_step_fn",
-                 "_token", "done", "loop", "name", "__weakref__")
+    Each step resumes the loop's generator (``LoopingCallBase._loop_steps``):
+    it runs the function once and yields the idle time ``_sleep`` would be
+    told.  The step returns the deadline ``_sleep`` would have waited for, and
+    the worker schedules it.
+    """
 
-    def __init__(self, loop: Any, gen: Generator[float, None, None] | None,
-                 service: TimerService, name: str) -> None:
+    __slots__ = ("_abort", "_clock", "_engine", "_gen", "_step_fn", "_token", "done", "loop",
+                 "name", "_stop", "__weakref__")
+
+    def __init__(self, loop: Any, gen: Generator[float, None, None], engine: Engine,
+                 name: str) -> None:
         self.loop = loop
         self.name = name
         self.done: DoneEvent = loop.done
         self._gen = gen
         self._abort: Event = loop._abort
-        self._aborted = self._abort.is_set
-        self._service = service
+        self._engine = engine
         # The clock the loop keeps its deadlines on, even if another is installed later.
         self._clock = _clock.get_clock()
         self._token: int | None = None
         self._step_fn = self._step
+        #: Set by stop() (through the abort event's listener, before stop() returns).
+        self._stop = False
 
     def start(self, initial_delay: float | None = None) -> None:
-        """Schedule the first step; with an initial delay, its deadline counts from now."""
-        self._service.loop_started(self)
+        """Schedule the first step: now, or after the initial delay."""
+        self._engine.loop_started(self)
         self._abort.add_listener(self._on_stop)
+        self._stop = self._abort.is_set()
         if initial_delay:
             # The loop's first step only plans that wait: taken here, no user code runs.
-            assert self._gen is not None
-            self._schedule(next(self._gen))
+            self._engine.schedule(self._deadline(next(self._gen)), self)
         else:
-            self._service.schedule(-math.inf, self)
+            self._engine.schedule(-math.inf, self)
+        if self._stop:
+            self._engine.expedite(self)
 
     def _on_stop(self) -> None:
+        self._stop = True
         if self._token is not None:
-            self._service.expedite(self)
+            self._engine.expedite(self)
 
     def _step(self) -> float | None:
-        assert self._gen is not None
         try:
             timeout = next(self._gen)
         except StopIteration:
             self._end()
             return None
-        except BaseException as exc:
-            self._ended_by(exc)
+        except BaseException as exc:  # the loop's code reports its own errors: a last resort
+            self._end()
+            done = self.done
+            if not done.ready():
+                LOG.error("Looping call %r ended by %r", self.name, exc, exc_info=exc)
+                self.loop._finish()
+                done.send_exception(type(exc), exc, exc.__traceback__)
             return None
-        self._schedule(timeout)
-        return None
+        return self._deadline(timeout)
 
-    def _ended_by(self, exc: BaseException) -> None:
-        """The loop's code let ``exc`` out: it ended with that error."""
-        self._end()
-        done = self.done
-        if not done.ready():
-            LOG.error("Looping call %r ended by %r", self.name, exc, exc_info=exc)
-            self.loop._finish()
-            done.send_exception(type(exc), exc, exc.__traceback__)
-        if not isinstance(exc, Exception):
-            raise exc
-
-    def _schedule(self, timeout: float) -> None:
-        """Schedule the next step where ``_sleep(timeout)`` would have ended its wait."""
-        clock = _clock._active
-        if getattr(self._service, "_closed", False):
-            # Its fake clock was uninstalled: go on on the active clock's timers.
-            timers = clock.timers()
-            if timers is not None:
-                self._service.loop_finished(self)
-                self._service, self._clock = timers, clock
-                timers.loop_started(self)
+    def _deadline(self, timeout: float) -> float:
+        """Where ``_sleep(timeout)`` would have ended its wait, on the loop's clock."""
         planned = self.loop._planned
+        clock = _clock._active
         if planned is not None and planned[0] == timeout:
             deadline = planned[1]
         else:
@@ -444,125 +413,8 @@ class LoopDriver:
         if clock is not self._clock:
             # Planned on a clock installed since the start: the same wait on the loop's own.
             deadline = self._clock.monotonic() + (deadline - clock.monotonic())
-        self._next_at(deadline)
-
-    def _next_at(self, deadline: float) -> None:
-        service = self._service
-        service.schedule(deadline, self)
-        if self._aborted():
-            service.expedite(self)
+        return deadline
 
     def _end(self) -> None:
         self._abort.remove_listener(self._on_stop)
-        self._service.loop_finished(self)
-
-
-class FixedDriver(LoopDriver):
-    """A plain FixedIntervalLoopingCall on the real clock, without the generator.
-
-    The same steps as ``LoopingCallBase._loop_steps`` with
-    ``_fixed_interval_idle``, for the common run (on time, within its
-    interval); an overrun or a fallen-behind run goes through
-    ``_fixed_interval_idle`` itself, so it logs and counts exactly as on a
-    thread.  Keep the two in step.
-    """
-
-    __slots__ = ("_cadence", "_func", "_func_name", "_interval", "_loop_done", "_stop")
-
-    def __init__(self, loop: Any, interval: float, cadence: list[float | None],
-                 stop_on_exception: bool, service: TimerService, name: str) -> None:
-        super().__init__(loop, None, service, name)
-        from tickwork.loopingcall import LoopingCallDone, _callable_name
-
-        self._loop_done = LoopingCallDone
-        # Set by stop() (through the abort event's listener, before stop() returns):
-        # read as a plain attribute on every run.
-        self._stop = False
-        self._interval = interval
-        self._cadence = cadence
-        f = loop.f
-        self._func_name = _callable_name(f)
-        self._func = f if stop_on_exception else loop._safe(f, self._func_name)
-
-    def start(self, initial_delay: float | None = None) -> None:
-        self._service.loop_started(self)
-        self._abort.add_listener(self._on_stop)
-        self._stop = self._aborted()
-        if initial_delay:
-            self._next_at(self._clock.monotonic() + initial_delay)
-        else:
-            self._service.schedule(-math.inf, self)
-
-    def _on_stop(self) -> None:
-        self._stop = True
-        if self._token is not None:
-            self._service.expedite(self)
-
-    def _next_at(self, deadline: float) -> None:
-        service = self._service
-        service.schedule(deadline, self)
-        if self._stop:
-            service.expedite(self)
-
-    def _step(self) -> float | None:
-        if self._stop:
-            self._stopped()
-            return None
-        loop = self.loop
-        # The real clock reads time.monotonic() at call time (so do we: tests patch it).
-        started = time.monotonic()
-        loop._run_started = started
-        try:
-            kw = loop.kw
-            if kw:
-                self._func(*loop.args, **kw)
-            else:
-                self._func(*loop.args)
-        except self._loop_done as e:
-            loop.runs += 1
-            self._end()
-            loop._finish()
-            self.done.send(e.retvalue)
-            return None
-        except Exception:
-            loop.runs += 1
-            exc_type, exc, tb = sys.exc_info()
-            from tickwork.loopingcall import LOG as LOG_LOOP
-
-            LOG_LOOP.error("%(kind)s %(func_name)r failed", {"kind": loop._KIND,
-                           "func_name": self._func_name}, exc_info=True)
-            self._end()
-            loop._finish()
-            self.done.send_exception(exc_type, exc, tb)  # type: ignore[arg-type]
-            del tb
-            return None
-        except BaseException as exc:
-            loop.runs += 1
-            self._ended_by(exc)
-            return None
-        loop.runs += 1
-        ended = time.monotonic()
-        if self._stop:
-            self._stopped()
-            return None
-        interval = self._interval
-        cadence = self._cadence
-        due = cadence[0]
-        if due is None:
-            due = started
-        next_due = due + interval
-        elapsed = ended - started
-        if elapsed > interval or ended >= next_due + interval:
-            # The rare runs: _fixed_interval_idle logs, counts and plans them.
-            loop._planned = None
-            self._schedule(loop._fixed_interval_idle(interval, cadence,
-                                                     elapsed if elapsed > 0 else 0.0))
-            return None
-        cadence[0] = next_due
-        return next_due  # the engine's worker schedules it
-
-    def _stopped(self) -> None:
-        self._end()
-        self.loop._finish()
-        self.done.send(True)
-
+        self._engine.loop_finished(self)

@@ -17,7 +17,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 if TYPE_CHECKING:
-    from tickwork._engine import TimerService
+    from tickwork._engine import Engine
     from tickwork.backend.base import Event
 
 __all__ = [
@@ -117,7 +117,7 @@ class Clock:
         """The tickwork threads started on this clock that have not ended."""
         return []
 
-    def timers(self) -> TimerService | None:
+    def timers(self) -> Engine | None:
         """Where idle looping calls wait without a thread (None: one thread per loop)."""
         return None
 
@@ -140,7 +140,7 @@ class RealClock(Clock):
     def live_threads(self) -> list[Any]:
         return list(self._live)
 
-    def timers(self) -> TimerService | None:
+    def timers(self) -> Engine | None:
         from tickwork._engine import get_engine
 
         return get_engine()

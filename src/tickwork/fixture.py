@@ -21,7 +21,6 @@ periodic tasks run on virtual time, in deadline order, without sleeping::
 
 from __future__ import annotations
 
-import collections
 import heapq
 import itertools
 import math
@@ -116,21 +115,6 @@ class _Waiter:
             self.clock._wake_locked(self)
 
 
-class _Timer:
-    """A looping call's next step waiting in the heap: no thread until it is due.
-
-    When it is woken (due, or expedited by ``stop()``) a runner thread of the
-    clock runs the step, and the clock waits for that runner as for any thread.
-    """
-
-    __slots__ = ("holder", "name", "woken")
-
-    def __init__(self, holder: Any, name: str) -> None:
-        self.holder = holder
-        self.name = name
-        self.woken = False
-
-
 class _Run:
     """One move of the clock (advance, run_until, an autojump) in progress.
 
@@ -167,10 +151,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
     gives the same sequence of runs every time.
 
     Threads are counted from their spawn: start the looping calls, thread
-    groups and services under test while the clock is installed.  Idle
-    looping calls hold no thread here either: their next runs wait in the
-    clock's heap, and a due run is done by one of the clock's runner threads
-    (counted like any other), the next wait ending only once it waits again.
+    groups and services under test while the clock is installed.
 
     :param start: the virtual monotonic time at the start.
     :param wall: the virtual wall time (seconds since the epoch) at the start.
@@ -200,7 +181,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         self.settle_timeout = float(settle_timeout)
         self._autojump = bool(autojump)
         self._lock = threading.Lock()
-        self._heap: list[tuple[float, float, int, _Waiter | _Timer]] = []
+        self._heap: list[tuple[float, float, int, _Waiter]] = []
         self._seq = itertools.count()
         self._spawned = itertools.count()
         # Live tickwork threads counted by this clock: handle -> [ident, rank, flag].
@@ -215,20 +196,11 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         self._quiet: Event | None = None
         self._run: _Run | None = None
         self._previous: _clock.Clock | None = None
-        # The timer service (looping calls without a thread each): steps to run,
-        # runner threads waiting for one, the runners, the loops and their ranks.
-        self._jobs: collections.deque[Callable[[], Any]] = collections.deque()
-        self._idle_runners: list[_Waiter] = []
-        self._runners: set[Any] = set()
-        self._loops: dict[Any, int] = {}
-        self._runners_starting = 0
-        self._closed = False
 
     # -- fixture ---------------------------------------------------------
 
     def _setUp(self) -> None:
         self._get_backend()
-        self._closed = False  # installed (again): its loops run here
         self._previous = _clock.set_clock(self)
         self.addCleanup(self._uninstall)
         older = self._previous.live_threads()
@@ -244,12 +216,6 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         if _clock.get_clock() is self:
             _clock.set_clock(self._previous)
         self._previous = None
-        with self._lock:
-            # Idle runners end; a step due after this runs on the real engine.
-            self._closed = True
-            for waiter in self._idle_runners:
-                self._wake_locked(waiter)
-            self._idle_runners.clear()
 
     def _get_backend(self) -> Backend:
         backend = self._backend_obj
@@ -336,7 +302,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
 
     def live_threads(self) -> list[Any]:
         with self._lock:
-            return [h for h in self._threads if h not in self._runners] + list(self._loops)
+            return list(self._threads)
 
     def thread_finished(self, handle: Any = None) -> None:
         with self._lock:
@@ -346,7 +312,6 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             if entry[0] is not None and self._idents.get(entry[0]) is handle:
                 del self._idents[entry[0]]
             self._blocked.pop(handle, None)
-            self._runners.discard(handle)
             self._quieter_locked()
 
     def _signal_locked(self) -> None:
@@ -354,7 +319,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             self._quiet.set()
 
     def _busy_locked(self, own: Any) -> int:
-        busy = len(self._threads) - len(self._blocked) + len(self._jobs)
+        busy = len(self._threads) - len(self._blocked)
         if own is not None and own in self._threads and own not in self._blocked:
             busy -= 1
         return busy
@@ -503,14 +468,10 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             return
         self.wait_until(backend.event(), self._now + seconds)
 
-    def _wake_locked(self, waiter: _Waiter | _Timer) -> None:
+    def _wake_locked(self, waiter: _Waiter) -> None:
         if waiter.woken:
             return
         waiter.woken = True
-        if type(waiter) is _Timer:
-            self._dispatch_locked(waiter.holder)
-            return
-        assert isinstance(waiter, _Waiter)
         if waiter.handle is not None:
             self._blocked.pop(waiter.handle, None)
         else:
@@ -566,119 +527,6 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         with self._lock:
             own = self._idents.get(ident)
         return ident, own
-
-    # -- timers: looping calls without a thread each -----------------------
-
-    def timers(self) -> FakeClock:
-        return self
-
-    def loop_started(self, handle: Any) -> None:
-        with self._lock:
-            self._loops[handle] = next(self._spawned)
-            need_runner = not self._runners and not self._runners_starting
-            if need_runner:
-                self._runners_starting += 1
-        if need_runner:
-            self._spawn_runner()
-
-    def loop_finished(self, handle: Any) -> None:
-        with self._lock:
-            self._loops.pop(handle, None)
-
-    def schedule(self, deadline: float, holder: Any) -> None:
-        with self._lock:
-            timer = _Timer(holder, holder.name)
-            holder._token = timer
-            if deadline <= self._now:
-                self._wake_locked(timer)  # due already: runs now, as a thread would go on
-            else:
-                rank = self._loops.get(holder, _FOREIGN_RANK)
-                heapq.heappush(self._heap, (deadline, rank, next(self._seq), timer))
-
-    def expedite(self, holder: Any) -> None:
-        with self._lock:
-            timer = holder._token
-            if timer is not None:
-                self._wake_locked(timer)
-
-    def _dispatch_locked(self, holder: Any) -> None:
-        holder._token = None
-        if self._closed:
-            # The clock is gone: the step runs on the real engine, and the loop
-            # goes on on whatever clock is active then.
-            from tickwork._engine import get_engine
-
-            get_engine().submit(holder._step_fn)
-            return
-        self._jobs.append(holder._step_fn)
-        if self._idle_runners:
-            self._wake_locked(self._idle_runners.pop())
-
-    def _spawn_runner(self) -> None:
-        handle = self._get_backend().spawn(self._runner, name="tickwork-fakeclock-runner")
-        with self._lock:
-            if handle in self._threads:
-                self._runners.add(handle)
-
-    def _runner(self) -> None:
-        """A thread that runs due steps, one at a time, and waits on the clock between."""
-        backend = self._get_backend()
-        ident = backend.current_ident()
-        with self._lock:
-            self._runners_starting -= 1
-            me = self._idents.get(ident)
-            if me is not None:
-                self._runners.add(me)
-        while True:
-            job = None
-            spare = False
-            with self._lock:
-                if me is None:
-                    return  # spawned while another clock was active: not ours
-                if self._jobs:
-                    job = self._jobs.popleft()
-                    # The last free runner takes a step: start another first, so
-                    # a step that blocks on the clock never holds the others up.
-                    spare = (not self._idle_runners and not self._runners_starting
-                             and not self._closed)
-                    if spare:
-                        self._runners_starting += 1
-                elif self._closed:
-                    return
-                else:
-                    entry = self._threads[me]
-                    flag = entry[2]
-                    if flag is None:
-                        flag = entry[2] = backend.event()
-                    else:
-                        flag.clear()
-                    waiter = _Waiter(self, None, flag, me, "tickwork-fakeclock-runner")
-                    self._idle_runners.append(waiter)
-                    self._blocked[me] = waiter
-                    self._quieter_locked()
-            if job is None:
-                if not waiter.woken:
-                    self._block(waiter, ident)
-                continue
-            if spare:
-                self._spawn_runner()
-            owner = getattr(job, "__self__", None)
-            me.name = getattr(owner, "name", None) or "tickwork-fakeclock-runner"
-            with self._lock:
-                # Waits inside the step rank as the loop's own thread's would:
-                # ties break the same way whichever runner runs it.
-                entry = self._threads[me]
-                own_rank = entry[1]
-                entry[1] = self._loops.get(owner, own_rank)
-            try:
-                job()
-            except BaseException:  # a step handles its own errors; never lose the runner
-                import logging
-
-                logging.getLogger(__name__).exception("FakeClock: a looping call step failed")
-            with self._lock:
-                entry[1] = own_rank
-            me.name = "tickwork-fakeclock-runner"
 
     # -- moving time -----------------------------------------------------
 

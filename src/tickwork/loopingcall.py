@@ -273,7 +273,6 @@ class LoopingCallBase:
         idle_for: Callable[[Any, float], float],
         initial_delay: float | None = None,
         stop_on_exception: bool = True,
-        fixed: tuple[float, list[float | None]] | None = None,
     ) -> DoneEvent:
         self._check_can_start()
         _check_seconds("initial_delay", initial_delay)
@@ -285,16 +284,13 @@ class LoopingCallBase:
         self.done = _LoopDoneEvent(self._backend.event(), self)
         self._abort.clear()
         name = f"tickwork-loop-{_callable_name(self.f)}"
-        timers = _clock.get_clock().timers() if self._on_engine() else None
+        engine = _clock.get_clock().timers() if self._on_engine() else None
         handle: Any
-        if isinstance(timers, _engine.Engine) and fixed is not None and self._fixed_on_engine():
-            handle = _engine.FixedDriver(self, fixed[0], fixed[1], stop_on_exception, timers,
-                                         name)
-        elif timers is not None:
+        if engine is not None:
             # No thread of its own: the clock's timer engine runs each step.
             handle = _engine.LoopDriver(self, self._loop_steps(
                 idle_for, initial_delay=initial_delay, stop_on_exception=stop_on_exception),
-                timers, name)
+                engine, name)
         else:
             handle = self._backend.spawn(
                 self._run_loop,
@@ -306,7 +302,7 @@ class LoopingCallBase:
         with self._state_lock:
             if self._thread is _STARTING:
                 self._thread = handle
-        if timers is not None:
+        if engine is not None:
             handle.start(initial_delay)
         return self.done
 
@@ -319,15 +315,6 @@ class LoopingCallBase:
         return (cls._sleep is _BASE_SLEEP and cls._elapsed is _BASE_ELAPSED
                 and cls._run_loop is _BASE_RUN_LOOP and "_sleep" not in own
                 and "_elapsed" not in own and "_run_loop" not in own)
-
-    def _fixed_on_engine(self) -> bool:
-        """Whether a fixed-interval loop can take the engine's direct path
-        (:class:`tickwork._engine.FixedDriver`): a plain FixedIntervalLoopingCall
-        whose steps nobody overrode."""
-        return (type(self) is FixedIntervalLoopingCall
-                and "_fixed_interval_idle" not in vars(self)
-                and FixedIntervalLoopingCall._fixed_interval_idle is _BASE_FIXED_IDLE
-                and FixedIntervalLoopingCall._loop_steps is _BASE_LOOP_STEPS)
 
     def _safe(self, func: Callable[..., Any], func_name: str) -> Callable[..., Any]:
         def run_logging_failures(*args: Any, **kw: Any) -> Any:
@@ -378,7 +365,7 @@ class LoopingCallBase:
         func = observed if stop_on_exception else self._safe(observed, func_name)
         done = self.done
         assert done is not None
-        self._loop_ident = self._backend.current_ident()
+        current_ident = self._backend.current_ident
         try:
             if initial_delay:
                 self._plan(initial_delay, _clock.monotonic() + initial_delay)
@@ -387,9 +374,12 @@ class LoopingCallBase:
             while self._running:
                 watch.restart()
                 self._run_started = watch.started_at  # type: ignore[assignment]
+                # Each run may be on another thread (the engine's workers).
+                self._loop_ident = current_ident()
                 try:
                     result = func(*self.args, **self.kw)
                 finally:
+                    self._loop_ident = None
                     self.runs += 1
                 if inspect.iscoroutine(result):
                     result.close()
@@ -484,8 +474,6 @@ class LoopingCallBase:
 _BASE_SLEEP = LoopingCallBase._sleep
 _BASE_ELAPSED = LoopingCallBase._elapsed
 _BASE_RUN_LOOP = LoopingCallBase._run_loop
-_BASE_LOOP_STEPS = LoopingCallBase._loop_steps
-_BASE_FIXED_IDLE = LoopingCallBase._fixed_interval_idle
 
 
 class FixedIntervalLoopingCall(LoopingCallBase):
@@ -510,7 +498,7 @@ class FixedIntervalLoopingCall(LoopingCallBase):
             return self._fixed_interval_idle(interval, cadence, elapsed)
 
         return self._start(_idle_for, initial_delay=initial_delay,
-                           stop_on_exception=stop_on_exception, fixed=(interval, cadence))
+                           stop_on_exception=stop_on_exception)
 
 
 class FixedIntervalWithTimeoutLoopingCall(LoopingCallBase):
