@@ -36,7 +36,6 @@ import itertools
 import logging
 import math
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Generator
