@@ -16,8 +16,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging as std_logging
-import math
-import numbers
 import random
 import sys
 import time
@@ -395,6 +393,10 @@ class LoopingCallBase:
         except LoopingCallDone as e:
             self._finish()
             done.send(e.retvalue)
+        except GeneratorExit:
+            # Closed while idle: the process is exiting and collects the pending loop.
+            self._finish()
+            raise
         except BaseException:
             # BaseExceptions too (SystemExit, KeyboardInterrupt, GreenletExit...):
             # the loop is over either way, and whoever waits must hear of it.
@@ -426,50 +428,6 @@ class LoopingCallBase:
                 {"func_name": func_name, "how": how, "interval": interval,
                  "missed": missed, "total": self.skipped_runs})
 
-    def _fixed_interval_idle(self, interval: float, cadence: list[float | None],
-                             elapsed: float) -> float:
-        """The idle time after a run of a fixed-interval loop.
-
-        ``cadence[0]`` holds when the run that just ended was due (None: the
-        grid starts at its actual start).  The figure returned is oslo's
-        (interval minus elapsed, to 10 ms, 0 when overrun) less any lateness
-        measured on the clock; the planned wait ends exactly at the next slot.
-        """
-        started = self._run_started
-        due = cadence[0]
-        if due is None:
-            due = started
-        lateness = started - due
-        if lateness < 0:
-            lateness = 0.0
-        overrun = round(elapsed - interval, 2)
-        if overrun > 0:
-            LOG.warning("Function %(func_name)r run outlasted interval by %(delay).2f sec",
-                        {"func_name": _callable_name(self.f), "delay": overrun})
-            idle = 0.0
-        else:
-            idle = -overrun - lateness
-            if idle < 0:
-                idle = 0.0
-        now = _clock.monotonic()
-        next_due = due + interval
-        if interval > 0 and overrun > 0 and now > next_due:
-            # The run itself outlasted its interval: the slots that passed meanwhile
-            # are skipped, and the next run is the next slot still ahead (a slot
-            # falling due right now counts as ahead).  No catch-up run.
-            missed = max(1, math.ceil((now - next_due) / interval - 1e-9))
-            next_due += missed * interval
-            self._count_skipped(missed, interval, std_logging.DEBUG, "outlasted its")
-        elif interval > 0 and now >= next_due + interval:
-            # The loop woke up late (the process was stalled): the slot it woke
-            # in runs at once, the ones before it are skipped.
-            missed = int((now - next_due) // interval)
-            next_due += missed * interval
-            self._count_skipped(missed, interval, std_logging.WARNING, "fell behind its")
-        cadence[0] = next_due
-        # The wait ends at the next slot even where the oslo figure rounds to 0.
-        return self._plan(idle, next_due if next_due > now else now)
-
 
 _BASE_SLEEP = LoopingCallBase._sleep
 _BASE_ELAPSED = LoopingCallBase._elapsed
@@ -492,12 +450,7 @@ class FixedIntervalLoopingCall(LoopingCallBase):
             (otherwise log the error and go on).
         """
         _check_seconds("interval", interval, allow_none=False)
-        cadence: list[float | None] = [None]
-
-        def _idle_for(result: Any, elapsed: float) -> float:
-            return self._fixed_interval_idle(interval, cadence, elapsed)
-
-        return self._start(_idle_for, initial_delay=initial_delay,
+        return self._start(_idle.FixedGrid(self, interval), initial_delay=initial_delay,
                            stop_on_exception=stop_on_exception)
 
 
@@ -516,18 +469,8 @@ class FixedIntervalWithTimeoutLoopingCall(LoopingCallBase):
         """
         _check_seconds("interval", interval, allow_none=False)
         _check_seconds("timeout", timeout, allow_none=False)
-        cadence: list[float | None] = [None]
-        start_time = _wall()
-
-        def _idle_for(result: Any, elapsed: float) -> float:
-            idle = self._fixed_interval_idle(interval, cadence, elapsed)
-            elapsed_time = _wall() - start_time
-            if timeout > 0 and elapsed_time > timeout:
-                raise LoopingCallTimeOut(
-                    "Looping call timed out after %.02f seconds" % elapsed_time)
-            return idle
-
-        return self._start(_idle_for, initial_delay=initial_delay,
+        idle = _idle.WithTimeout(_idle.FixedGrid(self, interval), timeout, _wall())
+        return self._start(idle, initial_delay=initial_delay,
                            stop_on_exception=stop_on_exception)
 
 
@@ -549,64 +492,8 @@ class DynamicLoopingCall(LoopingCallBase):
               periodic_interval_max: float | None = None,
               stop_on_exception: bool = True) -> DoneEvent:
         _check_seconds("periodic_interval_max", periodic_interval_max)
-        failures = [0]
-        negatives = [0]
-
-        def _idle_for(suggested: Any, elapsed: float) -> float:
-            if suggested is _FAILED:
-                failures[0] += 1
-                if periodic_interval_max is not None:
-                    return periodic_interval_max
-                return min(FAILURE_BACKOFF_MAX,
-                           FAILURE_BACKOFF_START * 2 ** min(failures[0] - 1, 32))
-            failures[0] = 0
-            if suggested is None:
-                if periodic_interval_max is None:
-                    raise RuntimeError(self._TASK_MISSING_SLEEP_VALUE_MESSAGE)
-                return periodic_interval_max
-            if isinstance(suggested, bool) or not isinstance(suggested, numbers.Real):
-                delay = math.nan
-            else:
-                try:
-                    delay = float(suggested)
-                except OverflowError:  # an integer too large for a float: "forever"
-                    delay = math.inf if suggested > 0 else -math.inf  # type: ignore[operator]
-            if math.isnan(delay):
-                raise TypeError(
-                    f"{_callable_name(self.f)} must return the seconds to idle (a number) "
-                    f"or None, got {suggested!r}")
-            if delay < 0:
-                return self._negative_idle(delay, negatives, periodic_interval_max)
-            negatives[0] = 0
-            if periodic_interval_max is not None and delay > periodic_interval_max:
-                delay = periodic_interval_max
-            return delay
-
-        return self._start(_idle_for, initial_delay=initial_delay,
-                           stop_on_exception=stop_on_exception)
-
-    def _negative_idle(self, delay: float, negatives: list[int],
-                       periodic_interval_max: float | None) -> float:
-        """The wait after the function returned a negative idle time.
-
-        The first in a row runs the function again at once (as oslo.service);
-        each further one in a row waits twice as long as the last, from
-        NEGATIVE_IDLE_BACKOFF_START up to NEGATIVE_IDLE_BACKOFF_MAX (or
-        ``periodic_interval_max`` when smaller), so the loop never spins.
-        """
-        negatives[0] += 1
-        count = negatives[0]
-        if count == 2:
-            LOG.warning("%(func_name)r keeps returning a negative idle time (%(delay)s sec): "
-                        "backing off while it does", {"func_name": _callable_name(self.f),
-                                                      "delay": delay})
-        if count == 1:
-            return 0.0
-        wait = min(NEGATIVE_IDLE_BACKOFF_MAX,
-                   NEGATIVE_IDLE_BACKOFF_START * 2 ** min(count - 2, 32))
-        if periodic_interval_max is not None:
-            wait = min(wait, max(periodic_interval_max, NEGATIVE_IDLE_BACKOFF_START))
-        return wait
+        return self._start(_idle.Dynamic(self, periodic_interval_max),
+                           initial_delay=initial_delay, stop_on_exception=stop_on_exception)
 
 
 class BackOffLoopingCall(LoopingCallBase):
@@ -656,141 +543,10 @@ class BackOffLoopingCall(LoopingCallBase):
                         "max_interval %(max)s; max_interval wins",
                         {"func_name": _callable_name(self.f), "min": min_interval,
                          "max": max_interval})
-        self._error_time = 0.0
-        self._interval = starting_interval
-        floored = [False]
-
-        def _idle_for(success: Any, elapsed: float) -> float:
-            factor = abs(self._jitter_source().gauss(jitter, 0.1))
-            if success:
-                self._interval = starting_interval
-                self._error_time = 0.0
-                return starting_interval * factor
-            idle = min(max(self._interval * 2 * factor, min_interval), max_interval)
-            if idle < BACKOFF_FLOOR:
-                if not floored[0]:
-                    floored[0] = True
-                    LOG.warning("BackOffLoopingCall of %(func_name)r would retry after "
-                                "%(idle)s sec (min_interval=%(min)s, max_interval=%(max)s, "
-                                "jitter=%(jitter)s): waiting at least %(floor)s sec after "
-                                "each failure instead",
-                                {"func_name": _callable_name(self.f), "idle": idle,
-                                 "min": min_interval, "max": max_interval, "jitter": jitter,
-                                 "floor": BACKOFF_FLOOR})
-                idle = BACKOFF_FLOOR
-            # The next failure doubles the mean, not this jittered draw.
-            self._interval = max(self._interval * 2 * jitter, min_interval)
-            spent = self._error_time + idle
-            if timeout > 0 and spent > timeout:
-                raise LoopingCallTimeOut("Looping call timed out after %.02f seconds" % spent)
-            self._error_time = spent
-            return idle
-
-        return self._start(_idle_for, initial_delay=initial_delay)
+        return self._start(_idle.BackOff(self, starting_interval, timeout, max_interval,
+                                         jitter, min_interval), initial_delay=initial_delay)
 
 
-class RetryDecorator:
-    """Retry the decorated function when it raises one of ``exceptions``.
-
-    Each call sleeps ``inc_sleep_time`` more seconds before every retry than
-    before the last (capped at ``max_sleep_time``) and gives up after
-    ``max_retry_count`` retries (-1: never), re-raising the last error.  The
-    budget is per call; ``_retry_count`` and ``_sleep_time`` show the figures
-    of the most recent call.
-    """
-
-    def __init__(self, max_retry_count: int = -1, inc_sleep_time: float = 10,
-                 max_sleep_time: float = 60,
-                 exceptions: type[BaseException] | tuple[type[BaseException], ...] = ()) -> None:
-        if isinstance(max_retry_count, bool) or not isinstance(max_retry_count, int):
-            raise TypeError(f"max_retry_count must be an int, got {max_retry_count!r}")
-        if max_retry_count < -1:
-            raise ValueError(f"max_retry_count must be -1 (no limit) or >= 0, "
-                             f"got {max_retry_count!r}")
-        _check_seconds("inc_sleep_time", inc_sleep_time, allow_none=False)
-        _check_seconds("max_sleep_time", max_sleep_time, allow_none=False)
-        self._max_retry_count = max_retry_count
-        self._inc_sleep_time = inc_sleep_time
-        self._max_sleep_time = max_sleep_time
-        self._exceptions = _exception_classes(exceptions)
-        self._retry_count = 0
-        self._sleep_time = 0.0
-
-    def _create_dynamic_looping_call(self, func: Callable[..., Any], *args: Any,
-                                     **kwargs: Any) -> DynamicLoopingCall:
-        return DynamicLoopingCall(func, *args, **kwargs)
-
-    def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
-        _check_callback("RetryDecorator", f)
-        func_name = _callable_name(f)
-
-        @functools.wraps(f)
-        def func(*args: Any, **kwargs: Any) -> Any:
-            attempt = functools.update_wrapper(_RetryAttempt(self, f, func_name), f)
-            loop = self._create_dynamic_looping_call(attempt, *args, **kwargs)
-            evt = loop.start(periodic_interval_max=self._max_sleep_time)
-            LOG.debug("Waiting for function %s to return.", func_name)
-            return evt.wait()
-
-        return func
-
-
-def _exception_classes(value: Any) -> type[BaseException] | tuple[type[BaseException], ...]:
-    """What ``except`` accepts, from a class, a tuple, a list or set of classes, or None."""
-    if value is None:
-        return ()
-    if isinstance(value, type) and issubclass(value, BaseException):
-        return value
-    if isinstance(value, (tuple, list, set, frozenset)):
-        classes: list[type[BaseException]] = []
-        for item in value:
-            inner = _exception_classes(item) if isinstance(item, (tuple, list)) else item
-            if isinstance(inner, tuple):
-                classes.extend(inner)
-            elif isinstance(inner, type) and issubclass(inner, BaseException):
-                classes.append(inner)
-            else:
-                raise TypeError(f"RetryDecorator exceptions must be exception classes, "
-                                f"got {item!r} in {value!r}")
-        return tuple(classes)
-    hint = (f" (the class is {type(value).__name__})"
-            if isinstance(value, BaseException) else "")
-    raise TypeError(f"RetryDecorator exceptions must be an exception class or a tuple of "
-                    f"them, got {value!r}{hint}")
-
-
-class _RetryAttempt:
-    """One call of a RetryDecorator-wrapped function, with its own budget."""
-
-    def __init__(self, decorator: RetryDecorator, f: Callable[..., Any], func_name: str) -> None:
-        self.decorator = decorator
-        self.f = f
-        self.func_name = func_name
-        self.retry_count = 0
-        self.sleep_time = 0.0
-        decorator._retry_count = 0
-        decorator._sleep_time = 0.0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> float:
-        deco = self.decorator
-        if self.retry_count:
-            LOG.debug("Invoking %(func_name)s; retry count is %(retry_count)d.",
-                      {"func_name": self.func_name, "retry_count": self.retry_count})
-        try:
-            result = self.f(*args, **kwargs)
-        except deco._exceptions:
-            LOG.debug("Exception which is in the suggested list of exceptions occurred "
-                      "while invoking function: %s.", self.func_name)
-            if deco._max_retry_count != -1 and self.retry_count >= deco._max_retry_count:
-                LOG.debug("Cannot retry %(func_name)s upon suggested exception since retry "
-                          "count (%(retry_count)d) reached max retry count "
-                          "(%(max_retry_count)d).",
-                          {"func_name": self.func_name, "retry_count": self.retry_count,
-                           "max_retry_count": deco._max_retry_count})
-                raise
-            self.retry_count += 1
-            self.sleep_time += deco._inc_sleep_time
-            deco._retry_count = self.retry_count
-            deco._sleep_time = self.sleep_time
-            return self.sleep_time
-        raise LoopingCallDone(result)
+# At the end: both modules use the classes above.
+from tickwork import _idle  # noqa: E402
+from tickwork._retry import RetryDecorator  # noqa: E402
