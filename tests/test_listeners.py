@@ -188,3 +188,51 @@ def test_a_looping_call_without_listeners_is_unchanged(caplog):
         loop.stop()
         loop.wait()
     assert runs == [0, 5, 10, 15, 20]
+
+
+def _stuck_body(clock, hold):
+    def body():
+        tw_backend.get_backend().sleep(hold.pop(0))
+
+    return body
+
+
+@pytest.mark.parametrize("listen", [True, False], ids=["listened", "unlistened"])
+def test_a_looping_call_run_past_hung_after_is_reported_hung_once(caplog, listen):
+    caplog.set_level(logging.WARNING, logger="tickwork.loopingcall")
+    with FakeClock() as clock:
+        t0 = clock.now()
+        hold = [12.0, 1.0, 1.0]
+        loop = loopingcall.FixedIntervalLoopingCall(_stuck_body(clock, hold))
+        loop.hung_after = 5
+        recorder = Recorder()
+        if listen:
+            loop.add_listener(recorder)
+        done = loop.start(20)
+        clock.advance(4.9)
+        assert loop.hung_runs == 0
+        clock.advance(0.2)  # the first run (12 s) passes 5 s: reported, not interrupted
+        assert loop.hung_runs == 1
+        hung = [e for e in recorder.events if e.kind == "hung"]
+        if listen:
+            assert len(hung) == 1 and hung[0].duration == 5
+            assert hung[0].monotonic == pytest.approx(t0 + 5)
+            assert "in body" in hung[0].stack  # the stack of the run, at its sleep
+        assert "has been running for 5 s: it looks hung" in caplog.text
+        clock.advance(50)  # two more short runs at 20 and 40: not hung
+        assert loop.runs == 3 and loop.hung_runs == 1
+        if listen:
+            assert [e.kind for e in recorder.events].count("finished") == 3
+        loop.stop()
+        clock.advance(0)
+        assert done.wait() is True
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), ("5", TypeError),
+                                        (float("nan"), ValueError)])
+def test_hung_after_refuses_what_is_not_a_positive_number_of_seconds(bad, error):
+    loop = loopingcall.FixedIntervalLoopingCall(lambda: None)
+    with pytest.raises(error, match="hung_after"):
+        loop.hung_after = bad
+    loop.hung_after = None
+    assert loop.hung_after is None

@@ -19,6 +19,7 @@ import logging as std_logging
 import random
 import sys
 import time
+import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -175,11 +176,31 @@ class LoopingCallBase:
         self.skipped_runs = 0
         self._listeners = _listeners.Listeners()
 
+    #: Runs reported hung (see :attr:`hung_after`).
+    hung_runs = 0
+    _hung_after: float | None = None
+
+    @property
+    def hung_after(self) -> float | None:
+        """Seconds after which a run still going is reported hung (None, the default, never).
+
+        A hung run is logged as a warning with its stack, counted in
+        :attr:`hung_runs` and reported to the listeners (``hung``); it is
+        never interrupted.
+        """
+        return self._hung_after
+
+    @hung_after.setter
+    def hung_after(self, seconds: float | None) -> None:
+        self._hung_after = _clock.check_seconds("hung_after", seconds, allow_none=True,
+                                                allow_zero=False)
+
     def add_listener(self, listener: Any) -> None:
         """Tell ``listener`` about every run (see :mod:`tickwork.listeners`).
 
-        A looping call emits ``started``, ``finished``, ``failed`` and, when a
-        fixed-interval loop falls behind, ``skipped`` (reason ``missed``).
+        A looping call emits ``started``, ``finished``, ``failed``, ``hung``
+        (see :attr:`hung_after`) and, when a fixed-interval loop falls behind,
+        ``skipped`` (reason ``missed``).
         """
         self._listeners.add(listener)
 
@@ -188,14 +209,17 @@ class LoopingCallBase:
         self._listeners.remove(listener)
 
     def _observed(self, f: Callable[..., Any], func_name: str) -> Callable[..., Any]:
-        """``f``, telling the listeners about each call."""
+        """``f``, telling the listeners about each call and watching it for hangs."""
 
         def observed(*args: Any, **kw: Any) -> Any:
             notes = self._listeners
-            if not notes:
+            hung_after = self._hung_after
+            if not notes and hung_after is None:
                 return f(*args, **kw)
-            notes.emit("started", self, func_name)
+            if notes:
+                notes.emit("started", self, func_name)
             watch = _clock.StopWatch().start()
+            ended = None if hung_after is None else self._watch_run(hung_after, func_name)
             try:
                 result = f(*args, **kw)
             except LoopingCallDone:
@@ -204,10 +228,35 @@ class LoopingCallBase:
             except BaseException as exc:
                 notes.emit("failed", self, func_name, duration=watch.elapsed(), exception=exc)
                 raise
+            finally:
+                if ended is not None:
+                    ended.set()
             notes.emit("finished", self, func_name, duration=watch.elapsed())
             return result
 
         return observed
+
+    def _watch_run(self, hung_after: float, func_name: str) -> Any:
+        """Start watching the run beginning now; set the returned event when it ends."""
+        ended = self._backend.event()
+        runner = self._backend.current_ident()
+        self._backend.spawn(self._report_if_hung, ended, hung_after, func_name, runner,
+                            name=f"tickwork-hung-watch-{func_name}")
+        return ended
+
+    def _report_if_hung(self, ended: Any, hung_after: float, func_name: str,
+                        runner: Any) -> None:
+        if ended.wait(hung_after):
+            return
+        self.hung_runs += 1
+        frame = (sys._current_frames().get(runner) if isinstance(runner, int)
+                 else getattr(runner, "gr_frame", None))
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else None
+        LOG.warning("%(kind)s %(func_name)r has been running for %(timeout)g s: it looks "
+                    "hung (it is not interrupted). Its stack:\n%(stack)s",
+                    {"kind": self._KIND, "func_name": func_name, "timeout": hung_after,
+                     "stack": stack or "(not available)"})
+        self._listeners.emit("hung", self, func_name, duration=hung_after, stack=stack)
 
     @property
     def kwargs(self) -> dict[str, Any]:
