@@ -32,6 +32,7 @@ to it) and ``thread_finished`` (it ended, or was killed before it ran).  A
 counted thread is *busy* from its spawn until it blocks on the clock, and
 again once woken.  Threads the clock did not see spawned (the test's own,
 tickwork threads started before it was installed) are never waited for.
+The account is kept by ``CountedThreads`` (in ``_fakeclock_threads.py``).
 
 **The heap of virtual deadlines.**  Each wait with a deadline pushes
 ``(deadline, rank, sequence number, waiter)`` onto one heap, so ties go to the
@@ -96,6 +97,7 @@ from typing import Any, NamedTuple
 import fixtures
 
 from tickwork import clock as _clock
+from tickwork._fakeclock_threads import CountedThreads, thread_name
 from tickwork.backend import get_backend
 from tickwork.backend.base import Backend, Event
 
@@ -210,12 +212,8 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         self._lock = threading.Lock()
         self._heap: list[tuple[float, float, int, _Waiter]] = []
         self._seq = itertools.count()
-        self._spawned = itertools.count()
-        # Live tickwork threads counted by this clock: handle -> [ident, rank, flag].
-        self._threads: dict[Any, list[Any]] = {}
-        self._idents: dict[Any, Any] = {}
-        # Tickwork threads blocked on the clock: handle -> waiter.
-        self._blocked: dict[Any, _Waiter] = {}
+        # The tickwork threads this clock counts, and those blocked on it.
+        self._threads = CountedThreads()
         # Other threads (the test's) blocked on the clock, oldest first.
         self._foreign: list[_Waiter] = []
         self._driver: Any = None
@@ -232,7 +230,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         self.addCleanup(self._uninstall)
         older = self._previous.live_threads()
         if older:
-            names = ", ".join(self._thread_name(h) for h in older[:5])
+            names = ", ".join(thread_name(h) for h in older[:5])
             more = f" and {len(older) - 5} more" if len(older) > 5 else ""
             warnings.warn(
                 f"{len(older)} tickwork thread(s) started before this FakeClock stay on "
@@ -316,47 +314,32 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         if handle is None:
             return
         with self._lock:
-            # [ident, rank, the flag it blocks on (made at its first wait)]
-            self._threads[handle] = [None, next(self._spawned), None]
+            self._threads.started(handle)
 
     def thread_running(self, handle: Any = None) -> None:
         ident = self._get_backend().current_ident()
         with self._lock:
-            entry = self._threads.get(handle)
-            if entry is not None:
-                entry[0] = ident
-                self._idents[ident] = handle
+            self._threads.running(handle, ident)
 
     def live_threads(self) -> list[Any]:
         with self._lock:
-            return list(self._threads)
+            return self._threads.handles()
 
     def thread_finished(self, handle: Any = None) -> None:
         with self._lock:
-            entry = self._threads.pop(handle, None)
-            if entry is None:
-                return
-            if entry[0] is not None and self._idents.get(entry[0]) is handle:
-                del self._idents[entry[0]]
-            self._blocked.pop(handle, None)
-            self._quieter_locked()
+            if self._threads.finished(handle):
+                self._quieter_locked()
 
     def _signal_locked(self) -> None:
         if self._quiet is not None:
             self._quiet.set()
-
-    def _busy_locked(self, own: Any) -> int:
-        busy = len(self._threads) - len(self._blocked)
-        if own is not None and own in self._threads and own not in self._blocked:
-            busy -= 1
-        return busy
 
     def _quieter_locked(self) -> None:
         """A tickwork thread stopped running (it waits on the clock, or ended)."""
         run = self._run
         if run is None or not run.baton:
             self._signal_locked()
-        elif run.result is None and self._busy_locked(run.own) <= 0:
+        elif run.result is None and self._threads.busy(run.own) <= 0:
             self._step_locked(run)
 
     def _step_locked(self, run: _Run) -> None:
@@ -396,7 +379,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         try:
             while True:
                 with self._lock:
-                    ready = run.result is None and self._busy_locked(run.own) <= 0
+                    ready = run.result is None and self._threads.busy(run.own) <= 0
                     if ready and predicate is None:
                         self._step_locked(run)
                         continue
@@ -409,7 +392,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
                     if predicate():
                         return True
                     with self._lock:
-                        if run.result is None and self._busy_locked(run.own) <= 0:
+                        if run.result is None and self._threads.busy(run.own) <= 0:
                             self._step_locked(run)
                     continue
                 now = _real_monotonic()
@@ -429,17 +412,12 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
 
     def _raise_if_busy(self, own: Any) -> None:
         with self._lock:
-            busy = [self._thread_name(h) for h in self._threads
-                    if h not in self._blocked and h is not own]
+            busy = self._threads.busy_names(own)
         if busy:
             raise FakeClockError(
                 f"tickwork threads still busy after {self.settle_timeout:g} s of real "
                 f"time (blocked on something other than the clock, or never waiting): "
                 f"{', '.join(busy)}")
-
-    @staticmethod
-    def _thread_name(handle: Any) -> str:
-        return getattr(handle, "name", None) or repr(handle)
 
     # -- waiting ---------------------------------------------------------
 
@@ -453,18 +431,12 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             backend.yield_now()
             return event.is_set()
         ident = backend.current_ident()
+        rank: float  # a counted thread's place in spawn order; the others come last
         with self._lock:
-            handle = self._idents.get(ident)
+            handle = self._threads.handle_of(ident)
             if handle is not None:
-                entry = self._threads[handle]
-                rank = entry[1]
-                # One flag per thread: only a waiter not yet woken sets it.
-                flag = entry[2]
-                if flag is None:
-                    flag = entry[2] = backend.event()
-                else:
-                    flag.clear()
-                waiter = _Waiter(self, deadline, flag, handle, self._thread_name(handle))
+                rank, flag = self._threads.rank_and_flag(handle, backend)
+                waiter = _Waiter(self, deadline, flag, handle, thread_name(handle))
             else:
                 rank = _FOREIGN_RANK
                 waiter = _Waiter(self, deadline, backend.event(), None,
@@ -475,7 +447,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             if event.is_set():
                 waiter.woken = True
             elif handle is not None:
-                self._blocked[handle] = waiter
+                self._threads.blocked[handle] = waiter
                 self._quieter_locked()
             else:
                 self._foreign.append(waiter)
@@ -500,7 +472,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
             return
         waiter.woken = True
         if waiter.handle is not None:
-            self._blocked.pop(waiter.handle, None)
+            self._threads.blocked.pop(waiter.handle, None)
         else:
             try:
                 self._foreign.remove(waiter)
@@ -552,7 +524,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         if not self._claim(ident):
             raise FakeClockError("another thread is already moving this fake clock")
         with self._lock:
-            own = self._idents.get(ident)
+            own = self._threads.handle_of(ident)
         return ident, own
 
     # -- moving time -----------------------------------------------------
