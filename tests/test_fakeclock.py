@@ -1,4 +1,7 @@
-"""tickwork.fixture.FakeClock: real looping calls and threads on virtual time, both backends."""
+"""tickwork.fakeclock.FakeClock: real looping calls and threads on virtual time, both backends.
+
+Imported through tickwork.fixture, which re-exports it, as users do.
+"""
 
 import random
 import time
@@ -468,6 +471,21 @@ def test_killed_eventlet_threads_are_no_longer_counted(backend, before_it_ran):
 
 def test_sleep_fixture_and_fake_clock_module_names():
     assert {"FakeClock", "SleepFixture", "FakeClockError", "PendingWait"} <= set(fixture.__all__)
+
+
+def test_fixture_re_exports_the_fake_clock_module_s_own_objects():
+    import pickle
+
+    from tickwork import fakeclock
+
+    assert set(fakeclock.__all__) <= set(fixture.__all__)
+    for name in fakeclock.__all__:
+        assert getattr(fixture, name) is getattr(fakeclock, name)
+        assert getattr(fakeclock, name).__module__ == "tickwork.fakeclock"
+    error = pickle.loads(pickle.dumps(fixture.FakeClockError("busy")))
+    assert type(error) is fakeclock.FakeClockError and error.args == ("busy",)
+    wait = pickle.loads(pickle.dumps(fixture.PendingWait(1.5, "t")))
+    assert type(wait) is PendingWait and wait == (1.5, "t")
 
 
 # -- proof: a nova-compute shaped manager under a real Service for 24 virtual hours --

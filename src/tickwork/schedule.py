@@ -1,7 +1,7 @@
 """``tickwork schedule``: when would a manager's periodic tasks run?
 
 Runs a :class:`~tickwork.periodic_task.PeriodicTasks` manager under the
-:class:`~tickwork.service.Service` wiring on a :class:`~tickwork.fixture.FakeClock`
+:class:`~tickwork.service.Service` wiring on a :class:`~tickwork.fakeclock.FakeClock`
 for the given number of virtual hours, and prints, per task: spacing, runs,
 mean and max actual period, max lateness, skipped runs and failures.  It can
 also draw every run (:func:`plot`) and write both into one HTML page
