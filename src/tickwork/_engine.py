@@ -24,7 +24,7 @@ How it works
   driver turns it into the deadline ``_sleep`` would wait for, which the
   worker pushes as it pops the next due entry, under one lock.
 * Only the real clock has an engine (:meth:`tickwork.clock.Clock.timers`);
-  on :class:`tickwork.fixture.FakeClock` every loop has a thread of its own,
+  on :class:`tickwork.fakeclock.FakeClock` every loop has a thread of its own,
   which the fake clock orders.  Loops whose ``_sleep``, ``_elapsed`` or
   ``_run_loop`` is overridden or patched also run on a thread of their own.
 """

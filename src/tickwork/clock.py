@@ -4,7 +4,7 @@ All of tickwork's timing goes through the *active clock*: looping calls, thread
 group timers, periodic task scheduling and services.  The real clock reads
 ``time.monotonic()`` and ``time.time()`` (looked up at call time, so tests that
 patch them keep working) and waits on the backend's native events.
-:class:`tickwork.fixture.FakeClock` installs a virtual clock in its place.
+:class:`tickwork.fakeclock.FakeClock` installs a virtual clock in its place.
 """
 
 from __future__ import annotations
