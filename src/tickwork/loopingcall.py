@@ -20,6 +20,7 @@ import random
 import sys
 import time
 import traceback
+import types
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -82,6 +83,7 @@ class _Failed:
 
 
 _FAILED = _Failed()
+_CoroutineType = types.CoroutineType
 _SYSTEM_GAUSS = random.SystemRandom.gauss
 _STARTING = object()
 
@@ -410,35 +412,40 @@ class LoopingCallBase:
         func_name = _callable_name(f)
         observed = self._observed(f, func_name)
         func = observed if stop_on_exception else self._safe(observed, func_name)
+        plain = f if stop_on_exception else self._safe(f, func_name)
         done = self.done
         assert done is not None
         current_ident = self._backend.current_ident
+        aborted = self._abort.is_set
+        args, coroutine = self.args, _CoroutineType
         try:
             if initial_delay:
                 self._plan(initial_delay, _clock.monotonic() + initial_delay)
                 yield initial_delay
             watch = _clock.StopWatch()
-            while self._running:
+            while not aborted():
                 watch.restart()
                 self._run_started = watch.started_at  # type: ignore[assignment]
                 # Each run may be on another thread (the engine's workers).
                 self._loop_ident = current_ident()
                 try:
-                    result = func(*self.args, **self.kw)
+                    if self._listeners or self._hung_after is not None:
+                        result = func(*args, **self.kw)
+                    else:  # nobody watches: the function itself, one call less
+                        result = plain(*args, **self.kw)
                 finally:
                     self._loop_ident = None
                     self.runs += 1
-                if inspect.iscoroutine(result):
+                if isinstance(result, coroutine):
                     result.close()
                     raise TypeError(
                         f"{func_name} returned a coroutine, which would never run: loop a "
                         f"plain function (for example one that calls asyncio.run())")
                 watch.stop()
-                if not self._running:
+                if aborted():
                     break
                 self._planned = None
-                idle = idle_for(result, self._elapsed(watch))
-                yield idle
+                yield idle_for(result, self._elapsed(watch))
         except LoopingCallDone as e:
             self._finish()
             done.send(e.retvalue)
