@@ -157,6 +157,7 @@ class Engine:
         lock = self._lock
         heappush = heapq.heappush
         heappop = heapq.heappop
+        heappushpop = heapq.heappushpop
         seqs = self._seq
         flag = self._backend.event()
         sleep = self._backend.native_sleep
@@ -168,8 +169,9 @@ class Engine:
             fn = None
             if carry is not None and time.monotonic is _real_monotonic:
                 seq = next(seqs)
+                entry = (carry, seq, holder)
+                now = _real_monotonic()
                 with lock:
-                    heappush(heap, (carry, seq, holder))
                     holder._token = seq
                     wake = carry < self._wake_at
                     if wake:
@@ -177,13 +179,16 @@ class Engine:
                     start = not self._scheduler_running
                     if start:
                         self._scheduler_running = True
-                    if not jobs and heap[0][0] <= now:
-                        _, seq, due = heappop(heap)
+                    if not jobs and heap and heap[0][0] <= now and heap[0][0] <= carry:
+                        # Push this loop's next deadline and pop the due head in one go.
+                        _, seq, due = heappushpop(heap, entry)
                         if due._token == seq:
                             due._token = None
                             fn = due._step_fn
                         else:
                             due = None
+                    else:
+                        heappush(heap, entry)
                 if start:
                     self._start(self._schedule_loop, "tickwork-engine-scheduler")
                 elif wake:

@@ -88,7 +88,8 @@ class FixedGrid:
             loop._count_skipped(missed, interval, std_logging.WARNING, "fell behind its")
         self.due = next_due
         # The wait ends at the next slot even where the oslo figure rounds to 0.
-        return loop._plan(idle, next_due if next_due > now else now)
+        loop._planned = (idle, next_due if next_due > now else now)
+        return idle
 
 
 class WithTimeout:

@@ -131,8 +131,11 @@ class DemoService(service.Service):
         if self._reported:
             return
         self._reported = True
-        print(format_summary(self.periodic_manager, f"tickwork demo summary (pid {os.getpid()}, "
-                                           f"{self.periodic_pattern} pattern):"), flush=True)
+        summary = format_summary(self.periodic_manager, f"tickwork demo summary (pid "
+                                 f"{os.getpid()}, {self.periodic_pattern} pattern):")
+        # One write: a log line from another thread cannot land inside the table.
+        sys.stdout.write(summary + "\n")
+        sys.stdout.flush()
 
     def reset(self) -> None:
         LOG.info("reset: configuration reloaded")

@@ -417,19 +417,23 @@ class LoopingCallBase:
         assert done is not None
         current_ident = self._backend.current_ident
         aborted = self._abort.is_set
-        args, coroutine = self.args, _CoroutineType
+        args, coroutine, listeners = self.args, _CoroutineType, self._listeners
+        # A patched or overridden _elapsed is told each run's StopWatch; tickwork's own
+        # is the difference of the two readings, taken here directly.
+        watch = None if (type(self)._elapsed is _BASE_ELAPSED
+                         and "_elapsed" not in vars(self)) else _clock.StopWatch()
         try:
             if initial_delay:
                 self._plan(initial_delay, _clock.monotonic() + initial_delay)
                 yield initial_delay
-            watch = _clock.StopWatch()
             while not aborted():
-                watch.restart()
-                self._run_started = watch.started_at  # type: ignore[assignment]
+                clock = _clock._active
+                started = clock.monotonic()
+                self._run_started = started
                 # Each run may be on another thread (the engine's workers).
                 self._loop_ident = current_ident()
                 try:
-                    if self._listeners or self._hung_after is not None:
+                    if listeners._items or self._hung_after is not None:
                         result = func(*args, **self.kw)
                     else:  # nobody watches: the function itself, one call less
                         result = plain(*args, **self.kw)
@@ -441,11 +445,18 @@ class LoopingCallBase:
                     raise TypeError(
                         f"{func_name} returned a coroutine, which would never run: loop a "
                         f"plain function (for example one that calls asyncio.run())")
-                watch.stop()
+                ended = clock.monotonic()
                 if aborted():
                     break
                 self._planned = None
-                yield idle_for(result, self._elapsed(watch))
+                if watch is None:
+                    elapsed = ended - started
+                    if elapsed < 0.0:
+                        elapsed = 0.0
+                else:
+                    watch._clock, watch.started_at, watch.stopped_at = clock, started, ended
+                    elapsed = self._elapsed(watch)
+                yield idle_for(result, elapsed)
         except LoopingCallDone as e:
             self._finish()
             done.send(e.retvalue)
