@@ -86,5 +86,5 @@ class ThreadingBackend(Backend):
         handle.ident = thread.ident
         return handle
 
-    def current_ident(self) -> Any:
-        return threading.get_ident()
+    #: The calling thread's identifier (threading.get_ident itself: no extra call).
+    current_ident = staticmethod(threading.get_ident)
