@@ -22,8 +22,9 @@ import heapq
 import inspect
 import logging as std_logging
 import os
+import random
 import threading
-import time  # noqa: F401  (oslo.service users patch periodic_task.time)
+import time  # oslo.service users patch periodic_task.time
 from collections.abc import Callable
 from typing import Any
 
@@ -93,10 +94,11 @@ def _nearest_boundary(last_run: float | None, spacing: float) -> float:
 class _TaskState:
     """Scheduling state of one task of one instance."""
 
-    __slots__ = ("index", "task", "anchor", "version", "running", "stats", "policy", "hung",
-                 "queued", "logged")
+    __slots__ = ("name", "index", "task", "anchor", "version", "running", "stats", "policy", "hung",
+                 "queued", "logged", "external")
 
     def __init__(self, index: int, task: Callable[..., Any], stats: TaskStats) -> None:
+        self.name = stats.name
         self.index = index
         self.task = task
         self.anchor: float | None = None  # the unjittered grid the task runs on
@@ -108,6 +110,8 @@ class _TaskState:
         # overlap='queue': when a run waiting for the running one fell due, or None.
         self.queued: float | None = None
         self.logged: set[str] = set()  # warnings given once (then debug)
+        # external_process_ok: skipped where run_external_periodic_tasks is false.
+        self.external = bool(getattr(task, "_periodic_external_ok", False))
 
 
 class _LastRunMap(dict[str, "float | None"]):
@@ -141,7 +145,8 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         self._periodic_spacing = dict(type(self)._periodic_spacing)
         self._periodic_lock = threading.Lock()
         self._periodic_state: dict[str, _TaskState] = {}
-        self._periodic_heap: list[tuple[float, int, int, str]] = []
+        # (due, index, version, state): a state's older entries (lower versions) are stale.
+        self._periodic_heap: list[tuple[float, int, int, _TaskState]] = []
         self._periodic_listeners = _listeners.Listeners()
         self._periodic_suspend = clockwatch.SuspendTracker()
         self._periodic_suspend.pending()  # suspends from now on count
@@ -181,7 +186,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
     def _push(self, name: str, state: _TaskState, due: float) -> None:
         state.version += 1
         state.stats.next_due = due
-        heapq.heappush(self._periodic_heap, (due, state.index, state.version, name))
+        heapq.heappush(self._periodic_heap, (due, state.index, state.version, state))
 
     def _reschedule(self, name: str, last_run: float | None) -> None:
         with self._periodic_lock:
@@ -213,35 +218,27 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
 
     # -- running ----------------------------------------------------------
 
-    def _take_due(self, current: float) -> list[tuple[str, _TaskState]]:
-        """Pop every task due at ``current``, in declaration order."""
+    def _take_due(self, current: float) -> list[tuple[int, str, _TaskState]]:
+        """Pop every task due at ``current``: ``(index, name, state)``, in declaration order."""
         heap = self._periodic_heap
-        state_of = self._periodic_state
-        due: list[tuple[str, _TaskState]] = []
+        pop = heapq.heappop
+        due: list[tuple[int, str, _TaskState]] = []
         with self._periodic_lock:
             while heap and heap[0][0] <= current:
-                _, _, version, name = heapq.heappop(heap)
-                state = state_of.get(name)
-                if state is None or state.version != version:
-                    continue  # stale entry
-                due.append((name, state))
-        due.sort(key=lambda item: item[1].index)
+                _, index, version, state = pop(heap)
+                if state.version == version:  # else a stale entry
+                    due.append((index, state.name, state))
+        due.sort()  # by index: unique, so the names and states are never compared
         return due
 
     def _idle_for(self, current: float) -> float:
         heap = self._periodic_heap
         with self._periodic_lock:
             while heap:
-                _, _, version, name = heap[0]
-                state = self._periodic_state.get(name)
-                if state is not None and state.version == version:
+                if heap[0][3].version == heap[0][2]:
                     return max(0.0, min(DEFAULT_INTERVAL, heap[0][0] - current))
                 heapq.heappop(heap)
         return DEFAULT_INTERVAL
-
-    def _external_filtered(self, task: Callable[..., Any]) -> bool:
-        return bool(task._periodic_external_ok  # type: ignore[attr-defined]
-                    and not self.conf.run_external_periodic_tasks)
 
     def _begin(self, name: str, state: _TaskState, started: float) -> bool:
         """Record the start of a due run; False when it must not run now."""
@@ -318,20 +315,31 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         events.append(("skipped", {"reason": reason, "count": count}))
 
     def _run_one(self, name: str, state: _TaskState, context: Any, raise_on_error: bool) -> None:
-        full_name = f"{type(self).__name__}.{name}"
-        stats = state.stats
         if LOG.logger.isEnabledFor(std_logging.DEBUG):  # once per run: skip the dict otherwise
-            LOG.debug("Running periodic task %(full_task_name)s", {"full_task_name": full_name})
-        began = _clock.monotonic()
+            LOG.debug("Running periodic task %(full_task_name)s",
+                      {"full_task_name": f"{type(self).__name__}.{name}"})
+        self._run_task(name, state, context, raise_on_error,
+                       time.monotonic if _clock.get_clock() is _clock.REAL_CLOCK
+                       else _clock.monotonic)
+
+    def _refuse_coroutine(self, name: str, result: Any) -> None:
+        result.close()
+        raise TypeError(f"periodic task {type(self).__name__}.{name} returned a coroutine, "
+                        f"which would never run: make it a plain method (for example one "
+                        f"that calls asyncio.run())")
+
+    def _run_task(self, name: str, state: _TaskState, context: Any, raise_on_error: bool,
+                  clock_now: Callable[[], float]) -> None:
+        """Run a begun task on this thread and record how it went; ``clock_now`` reads the
+        active clock (``time.monotonic`` itself while the real clock is active)."""
+        stats = state.stats
+        began = clock_now()
         started = stats.last_start
         error: BaseException | None = None
         try:
             result = state.task(self, context)
-            if inspect.iscoroutine(result):
-                result.close()
-                raise TypeError(f"periodic task {full_name} returned a coroutine, which would "
-                                f"never run: make it a plain method (for example one that "
-                                f"calls asyncio.run())")
+            if result is not None and inspect.iscoroutine(result):
+                self._refuse_coroutine(name, result)
         except BaseException as exc:
             error = exc
             stats.failures += 1
@@ -339,14 +347,15 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             stats.last_error = f"{type(exc).__name__}: {exc}"
             if raise_on_error:
                 raise
-            LOG.exception("Error during %(full_task_name)s", {"full_task_name": full_name})
+            LOG.exception("Error during %(full_task_name)s",
+                          {"full_task_name": f"{type(self).__name__}.{name}"})
         else:
             stats.consecutive_failures = 0
             stats.last_success = started
         finally:
-            stats.last_duration = _clock.monotonic() - began
+            stats.last_duration = clock_now() - began
             state.running -= 1
-            if self._periodic_listeners:
+            if self._periodic_listeners.items:
                 self._periodic_listeners.emit(
                     "finished" if error is None else "failed", self, name,
                     duration=stats.last_duration, exception=error)
@@ -398,32 +407,123 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         due = self._take_due(current)
         if not due:
             return self._idle_for(current)
-        yield_now = backend.get_backend().yield_now
-        for i, (name, state) in enumerate(due):
-            if i:
-                yield_now()  # let other (green)threads run between tasks
-            if self._external_filtered(state.task):
+        # Read once per pass: the hot loop below runs once per due task.
+        maybe_yield = backend.get_backend().yielder()
+        acquire = self._periodic_lock.acquire
+        release = self._periodic_lock.release
+        spacings = self._periodic_spacing
+        heap = self._periodic_heap
+        listeners = self._periodic_listeners
+        draw = _clock.random_source(random).random
+        clock_now = (time.monotonic if _clock.get_clock() is _clock.REAL_CLOCK
+                     else _clock.monotonic)
+        debug = LOG.logger.isEnabledFor(std_logging.DEBUG)
+        set_last_run = dict.__setitem__.__get__(self._periodic_last_run)
+        iscoroutine = inspect.iscoroutine
+        push = heapq.heappush
+        first = True
+        for _index, name, state in due:
+            if first:
+                first = False
+            else:
+                maybe_yield()  # let other (green)threads run between tasks
+            if state.external and not self.conf.run_external_periodic_tasks:
                 self._park(name, state, current)
                 continue
+            stats = state.stats
             # coordination hook: False when another replica runs this period (rescheduled)
-            if state.stats.coordinated and not _coordination.before_run(
-                    self, name, state, current):
+            if stats.coordinated and not _coordination.before_run(self, name, state, current):
                 continue
-            if not self._begin(name, state, current):
+            spacing = spacings[name]
+            anchor = state.anchor
+            policy = state.policy
+            grace = policy.grace
+            acquire()
+            try:
+                if (anchor is not None and not state.running and current < anchor + 2 * spacing
+                        and (grace is None or current - (anchor + spacing) <= grace)):
+                    # On time and not running: the common case, _begin_locked inlined.
+                    boundary = anchor + spacing
+                    prior_due = stats.next_due
+                    state.anchor = boundary
+                    jitter = int(spacing * (draw() / 20))  # _grid.jitter
+                    set_last_run(name, boundary + jitter)
+                    version = state.version = state.version + 1
+                    next_due = stats.next_due = boundary + spacing + jitter
+                    push(heap, (next_due, state.index, version, state))
+                    state.running = 1
+                    stats.runs += 1
+                    if stats.first_start is None:
+                        stats.first_start = current
+                    stats.last_start = current
+                    slot = boundary if prior_due is None or prior_due < boundary else prior_due
+                    lateness = now() - slot
+                    if lateness < 0:
+                        lateness = 0.0
+                    stats.last_lateness = lateness
+                    events: list[tuple[str, dict[str, Any]]] | None = None
+                    run = True
+                else:
+                    events = []
+                    run = self._begin_locked(name, state, current, events)
+            finally:
+                release()
+            if events is None:
+                if listeners.items:
+                    listeners.emit("started", self, name, due=slot, lateness=lateness)
+            else:
+                for kind, fields in events:
+                    listeners.emit(kind, self, name, **fields)
+            if not run:
                 continue
             try:
-                self._run_guarded(name, state, context, raise_on_error)
+                if policy.timeout is not None:
+                    _policy_runs.run_watched(self, name, state, context, raise_on_error,
+                                             policy.timeout)
+                    continue
+                if debug:
+                    LOG.debug("Running periodic task %(full_task_name)s",
+                              {"full_task_name": f"{type(self).__name__}.{name}"})
+                # _run_task inlined.
+                began = clock_now()
+                started = stats.last_start
+                error: BaseException | None = None
+                try:
+                    result = state.task(self, context)
+                    if result is not None and iscoroutine(result):
+                        self._refuse_coroutine(name, result)
+                except BaseException as exc:
+                    error = exc
+                    stats.failures += 1
+                    stats.consecutive_failures += 1
+                    stats.last_error = f"{type(exc).__name__}: {exc}"
+                    if raise_on_error:
+                        raise
+                    LOG.exception("Error during %(full_task_name)s",
+                                  {"full_task_name": f"{type(self).__name__}.{name}"})
+                else:
+                    stats.consecutive_failures = 0
+                    stats.last_success = started
+                finally:
+                    stats.last_duration = duration = clock_now() - began
+                    state.running -= 1
+                    if listeners.items:
+                        listeners.emit("finished" if error is None else "failed", self, name,
+                                       duration=duration, exception=error)
+                if state.queued is not None:
+                    _policy_runs.run_queued(self, name, state, context, raise_on_error,
+                                            first=False)
             except BaseException:
                 # The error goes to the caller; the tasks still due in this pass
                 # keep their due time, so the next call runs them.
-                self._requeue(due[i + 1:])
+                self._requeue([item for item in due if item[0] > _index])
                 raise
         return self._idle_for(now())
 
-    def _requeue(self, due: list[tuple[str, _TaskState]]) -> None:
+    def _requeue(self, due: list[tuple[int, str, _TaskState]]) -> None:
         """Put tasks taken as due but not run back in the schedule, still due."""
         with self._periodic_lock:
-            for name, state in due:
+            for _index, name, state in due:
                 next_due = state.stats.next_due
                 self._push(name, state, next_due if next_due is not None else now())
 
@@ -448,8 +548,8 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         current = now()
         self._apply_suspend()
         runnable = []
-        for name, state in self._take_due(current):
-            if self._external_filtered(state.task):
+        for _index, name, state in self._take_due(current):
+            if state.external and not self.conf.run_external_periodic_tasks:
                 self._park(name, state, current)
             elif state.stats.coordinated and not _coordination.before_run(  # coordination hook
                     self, name, state, current):
