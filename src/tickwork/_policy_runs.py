@@ -84,12 +84,11 @@ def run_queued(manager: PeriodicTasks, name: str, state: _TaskState, context: An
             if state.running:
                 return  # a pass started a run meanwhile: it stands for the queued one
             state.running += 1
-            stats = state.stats
-            stats.runs += 1
-            stats.last_start = started = now()
-            stats.last_lateness = max(0.0, started - due)
-        manager._periodic_listeners.emit("started", manager, name, due=due,
-                                         lateness=max(0.0, started - due))
+            started = now()
+            lateness = max(0.0, started - due)
+            manager._periodic_recorder.started(state.stats, started, due, lateness)
+        manager._periodic_listeners.emit("started", manager, name, start=started, due=due,
+                                         lateness=lateness)
         manager._run_one(name, state, context, raise_on_error)
 
 
@@ -99,7 +98,7 @@ def report_hung(manager: PeriodicTasks, name: str, state: _TaskState, handle: An
     stack = policies.thread_stack(handle)
     with manager._periodic_lock:
         state.hung = True
-        state.stats.hung += 1
+        manager._periodic_recorder.hung(state.stats, timeout)
     LOG.warning("Periodic task %(full_task_name)s has been running for %(timeout)g s, its "
                 "timeout: it looks hung; the other tasks go on, and it is not started "
                 "again until this run ends. Its stack:\n%(stack)s",

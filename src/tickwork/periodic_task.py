@@ -43,7 +43,7 @@ from tickwork._decorator import (
     _register,
     periodic_task,
 )
-from tickwork._stats import TaskStats
+from tickwork._stats import StatsRecorder, TaskStats
 
 LOG = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         # (due, index, version, state): a state's older entries (lower versions) are stale.
         self._periodic_heap: list[tuple[float, int, int, _TaskState]] = []
         self._periodic_listeners = _listeners.Listeners()
+        self._periodic_recorder = StatsRecorder(self._periodic_state)
         self._periodic_suspend = clockwatch.SuspendTracker()
         self._periodic_suspend.pending()  # suspends from now on count
         last_run = _LastRunMap()
@@ -292,26 +293,20 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             state.queued = started
             return False
         state.running += 1
-        stats.runs += 1
-        if stats.first_start is None:
-            stats.first_start = started
-        stats.last_start = started
         # Late against the slot this run stands for (jitter included), until it
         # actually starts (later than the pass began when other tasks ran first).
         due = boundary if prior_due is None or prior_due < boundary else prior_due
         lateness = now() - due
         if lateness < 0:
             lateness = 0.0
-        stats.last_lateness = lateness
-        if self._periodic_listeners:
-            events.append(("started", {"due": due, "lateness": lateness}))
+        self._periodic_recorder.started(stats, started, due, lateness)
+        if self._periodic_listeners.items:
+            events.append(("started", {"start": started, "due": due, "lateness": lateness}))
         return True
 
-    @staticmethod
-    def _count_skip(stats: TaskStats, reason: str, count: int,
+    def _count_skip(self, stats: TaskStats, reason: str, count: int,
                     events: list[tuple[str, dict[str, Any]]]) -> None:
-        stats.skipped += count
-        stats.last_skip_reason = reason
+        self._periodic_recorder.skipped(stats, reason, count)
         events.append(("skipped", {"reason": reason, "count": count}))
 
     def _run_one(self, name: str, state: _TaskState, context: Any, raise_on_error: bool) -> None:
@@ -342,23 +337,21 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                 self._refuse_coroutine(name, result)
         except BaseException as exc:
             error = exc
-            stats.failures += 1
-            stats.consecutive_failures += 1
-            stats.last_error = f"{type(exc).__name__}: {exc}"
+            duration = clock_now() - began
+            self._periodic_recorder.failed(stats, duration, exc)
             if raise_on_error:
                 raise
             LOG.exception("Error during %(full_task_name)s",
                           {"full_task_name": f"{type(self).__name__}.{name}"})
         else:
-            stats.consecutive_failures = 0
-            stats.last_success = started
+            duration = clock_now() - began
+            self._periodic_recorder.finished(stats, started, duration)
         finally:
-            stats.last_duration = clock_now() - began
             state.running -= 1
             if self._periodic_listeners.items:
                 self._periodic_listeners.emit(
-                    "finished" if error is None else "failed", self, name,
-                    duration=stats.last_duration, exception=error)
+                    "finished" if error is None else "failed", self, name, start=started,
+                    duration=duration, exception=error)
 
     def _run_guarded(self, name: str, state: _TaskState, context: Any,
                      raise_on_error: bool) -> None:
@@ -420,6 +413,10 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         debug = LOG.logger.isEnabledFor(std_logging.DEBUG)
         set_last_run = dict.__setitem__.__get__(self._periodic_last_run)
         iscoroutine = inspect.iscoroutine
+        recorder = self._periodic_recorder  # the stats: every event goes to it first
+        record_started = recorder.started
+        record_finished = recorder.finished
+        record_failed = recorder.failed
         push = heapq.heappush
         first = True
         for _index, name, state in due:
@@ -452,15 +449,11 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                     next_due = stats.next_due = boundary + spacing + jitter
                     push(heap, (next_due, state.index, version, state))
                     state.running = 1
-                    stats.runs += 1
-                    if stats.first_start is None:
-                        stats.first_start = current
-                    stats.last_start = current
                     slot = boundary if prior_due is None or prior_due < boundary else prior_due
                     lateness = now() - slot
                     if lateness < 0:
                         lateness = 0.0
-                    stats.last_lateness = lateness
+                    record_started(stats, current, slot, lateness)
                     events: list[tuple[str, dict[str, Any]]] | None = None
                     run = True
                 else:
@@ -470,7 +463,8 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                 release()
             if events is None:
                 if listeners.items:
-                    listeners.emit("started", self, name, due=slot, lateness=lateness)
+                    listeners.emit("started", self, name, start=current, due=slot,
+                                   lateness=lateness)
             else:
                 for kind, fields in events:
                     listeners.emit(kind, self, name, **fields)
@@ -494,22 +488,20 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                         self._refuse_coroutine(name, result)
                 except BaseException as exc:
                     error = exc
-                    stats.failures += 1
-                    stats.consecutive_failures += 1
-                    stats.last_error = f"{type(exc).__name__}: {exc}"
+                    duration = clock_now() - began
+                    record_failed(stats, duration, exc)
                     if raise_on_error:
                         raise
                     LOG.exception("Error during %(full_task_name)s",
                                   {"full_task_name": f"{type(self).__name__}.{name}"})
                 else:
-                    stats.consecutive_failures = 0
-                    stats.last_success = started
+                    duration = clock_now() - began
+                    record_finished(stats, started, duration)
                 finally:
-                    stats.last_duration = duration = clock_now() - began
                     state.running -= 1
                     if listeners.items:
                         listeners.emit("finished" if error is None else "failed", self, name,
-                                       duration=duration, exception=error)
+                                       start=started, duration=duration, exception=error)
                 if state.queued is not None:
                     _policy_runs.run_queued(self, name, state, context, raise_on_error,
                                             first=False)
@@ -531,6 +523,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         """Hold a task filtered by configuration until its next slot."""
         with self._periodic_lock:
             self._push(name, state, current + self._periodic_spacing[name])
+            self._periodic_recorder.skipped(state.stats, "external", 1)  # not counted
         self._periodic_listeners.emit("skipped", self, name, reason="external", count=1)
 
     def run_periodic_tasks_in_parallel(self, context: Any, raise_on_error: bool = False,
