@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from oslo_log import log as logging
 
+from tickwork import _grid
 from tickwork import clock as _clock
 from tickwork import loopingcall as _lc  # circular: read at call time only
 
@@ -77,14 +78,13 @@ class FixedGrid:
             # The run itself outlasted its interval: the slots that passed meanwhile
             # are skipped, and the next run is the next slot still ahead (a slot
             # falling due right now counts as ahead).  No catch-up run.
-            missed = max(1, math.ceil((now - next_due) / interval - 1e-9))
-            next_due += missed * interval
-            loop._count_skipped(missed, interval, std_logging.DEBUG, "outlasted its")
+            next_due, missed = _grid.next_slot(due, interval, now)
+            if missed:
+                loop._count_skipped(missed, interval, std_logging.DEBUG, "outlasted its")
         elif interval > 0 and now >= next_due + interval:
             # The loop woke up late (the process was stalled): the slot it woke
             # in runs at once, the ones before it are skipped.
-            missed = int((now - next_due) // interval)
-            next_due += missed * interval
+            next_due, missed = _grid.current_slot(due, interval, now)
             loop._count_skipped(missed, interval, std_logging.WARNING, "fell behind its")
         self.due = next_due
         # The wait ends at the next slot even where the oslo figure rounds to 0.

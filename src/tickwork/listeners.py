@@ -14,7 +14,9 @@ A listener is any object with some of the methods of :class:`Listener`
     manager.add_periodic_listener(Printer())
 
 Listeners are called synchronously, on the thread running the task, after
-tickwork's own statistics are updated.  An exception in a listener is logged
+tickwork's own statistics are updated: a manager's statistics are kept by a
+listener of its own, :class:`tickwork._stats.StatsRecorder`, which gets every
+event first.  An exception in a listener is logged
 and otherwise ignored: a listener never breaks a task.
 """
 
@@ -71,6 +73,10 @@ class RunEvent:
     count: int = 1
     #: For a hung run, the stack of the thread running it, when it could be read.
     stack: str | None = None
+    #: For a started, finished or failed run of a periodic task: when the run
+    #: started, on the manager's clock (``periodic_task.now()``, the pass's
+    #: reading: ``TaskStats.last_start``).  None for looping calls.
+    start: float | None = None
 
     @property
     def source_name(self) -> str:
@@ -100,37 +106,39 @@ class Listener:
 class Listeners:
     """The listeners of one manager or looping call.  False while empty."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("items",)
 
     def __init__(self) -> None:
-        self._items: tuple[Any, ...] = ()
+        #: The listeners, in the order they were added (a tuple: change it with
+        #: :meth:`add` and :meth:`remove`).  Empty is false: hot paths test it.
+        self.items: tuple[Any, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self._items)
+        return bool(self.items)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     def __iter__(self) -> Any:
-        return iter(self._items)
+        return iter(self.items)
 
     def add(self, listener: Any) -> None:
         """Add ``listener`` (once; adding it again does nothing)."""
         if not any(callable(getattr(listener, f"run_{kind}", None)) for kind in KINDS):
             raise TypeError(f"a listener needs at least one of the methods "
                             f"{', '.join('run_' + k for k in KINDS)}; got {listener!r}")
-        if listener not in self._items:
-            self._items = self._items + (listener,)
+        if listener not in self.items:
+            self.items = self.items + (listener,)
 
     def remove(self, listener: Any) -> None:
         """Remove ``listener``; ValueError when it was not added."""
-        if listener not in self._items:
+        if listener not in self.items:
             raise ValueError(f"{listener!r} is not a listener here")
-        self._items = tuple(item for item in self._items if item is not listener)
+        self.items = tuple(item for item in self.items if item is not listener)
 
     def emit(self, kind: str, source: Any, task: str, **fields: Any) -> None:
         """Build the event and hand it to every listener that takes it."""
-        items = self._items
+        items = self.items
         if not items:
             return
         active = _clock.get_clock()
@@ -150,4 +158,4 @@ class Listeners:
         return {"listeners": "not pickled"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._items = ()
+        self.items = ()

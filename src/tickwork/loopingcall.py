@@ -433,7 +433,7 @@ class LoopingCallBase:
                 # Each run may be on another thread (the engine's workers).
                 self._loop_ident = current_ident()
                 try:
-                    if listeners._items or self._hung_after is not None:
+                    if listeners.items or self._hung_after is not None:
                         result = func(*args, **self.kw)
                     else:  # nobody watches: the function itself, one call less
                         result = plain(*args, **self.kw)

@@ -42,6 +42,8 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tickwork import _grid
+
 __all__ = ["ARGS", "DEFAULT", "MISSED", "ON_TIMEOUT", "OVERLAP", "Plan", "TaskPolicy",
            "parse", "plan", "thread_stack"]
 
@@ -139,7 +141,8 @@ def plan(policy: TaskPolicy, anchor: float | None, spacing: float, started: floa
     """Plan a due task: ``anchor`` is the slot of its last run (None: first run)."""
     if anchor is None:
         return Plan(True, started, 0, 0.0, False)
-    periods = max(1, math.floor((started - anchor) / spacing))
+    slot, skipped = _grid.current_slot(anchor, spacing, started)
+    periods = skipped + 1
     lateness = max(0.0, started - (anchor + spacing))
     # Default grace: a whole slot passed without a run (oslo's "fell behind").
     missed = periods > 1 if policy.grace is None else lateness > policy.grace
@@ -148,8 +151,8 @@ def plan(policy: TaskPolicy, anchor: float | None, spacing: float, started: floa
         dropped = max(0, periods - policy.max_catch_up)
         return Plan(True, anchor + (dropped + 1) * spacing, dropped, lateness, missed)
     if mode == "skip" and missed:
-        return Plan(False, anchor + periods * spacing, periods, lateness, True)
-    return Plan(True, anchor + periods * spacing, periods - 1, lateness, missed)
+        return Plan(False, slot, periods, lateness, True)
+    return Plan(True, slot, skipped, lateness, missed)
 
 
 def thread_stack(handle: Any) -> str | None:

@@ -88,6 +88,27 @@ class EventletBackend(Backend):
     def native_sleep(self, seconds: float) -> None:
         self._eventlet.sleep(seconds)
 
+    def yielder(self) -> Callable[[], None]:
+        """Yield to the hub only when another greenthread is ready to run: one was
+        woken or a call was scheduled (the hub's ``next_timers``), a timer is due,
+        or 5 ms have passed since the last yield (I/O readiness
+        shows only when the hub polls).  ``eventlet.sleep(0)`` costs microseconds."""
+        hub = self._hubs.get_hub()
+        clock = hub.clock
+        sleep = self._eventlet.sleep
+        every = 0.005  # the longest it goes without yielding (seconds)
+        last = clock()
+
+        def maybe_yield() -> None:
+            nonlocal last
+            now = clock()
+            if hub.next_timers or now - last >= every or (
+                    (timers := hub.timers) and timers[0][0] <= now):
+                sleep(0)
+                last = clock()
+
+        return maybe_yield
+
     def spawn(
         self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
     ) -> ThreadHandle:
