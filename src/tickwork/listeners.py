@@ -15,7 +15,7 @@ A listener is any object with some of the methods of :class:`Listener`
 
 Listeners are called synchronously, on the thread running the task, after
 tickwork's own statistics are updated: a manager's statistics are kept by a
-listener of its own, :class:`tickwork._stats.StatsRecorder`, which gets every
+listener of its own, ``tickwork._stats.StatsRecorder``, which gets every
 event first.  An exception in a listener is logged
 and otherwise ignored: a listener never breaks a task.
 """
@@ -73,9 +73,9 @@ class RunEvent:
     count: int = 1
     #: For a hung run, the stack of the thread running it, when it could be read.
     stack: str | None = None
-    #: For a started, finished or failed run of a periodic task: when the run
-    #: started, on the manager's clock (``periodic_task.now()``, the pass's
-    #: reading: ``TaskStats.last_start``).  None for looping calls.
+    #: When a periodic task's run (started, finished or failed) started, on the
+    #: manager's clock (``periodic_task.now()``, the pass's reading, as in
+    #: ``TaskStats.last_start``); None for looping calls.
     start: float | None = None
 
     @property

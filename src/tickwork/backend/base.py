@@ -28,7 +28,7 @@ class Event:
 
     __slots__ = ("_native", "_listeners", "is_set")
 
-    #: Whether the flag is set (the native event's own method: no extra call).
+    #: Whether the flag is set; the native event's own method, so no extra call.
     is_set: Callable[[], bool]
 
     def __init__(self, native: Any) -> None:
