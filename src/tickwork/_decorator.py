@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import inspect
 import math
 import numbers
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import Any, TypeVar, cast, overload
 
 from oslo_log import log as logging
 
-from tickwork import policies
+from tickwork import _callables, policies
 
 LOG = logging.getLogger("tickwork.periodic_task")
 
@@ -68,11 +67,6 @@ def _check_spacing(spacing: Any) -> float:
         raise InvalidPeriodicTaskArg(
             f"periodic_task spacing must be finite, got {spacing!r}", arg="spacing")
     return cast(float, spacing)
-
-
-def _is_async(f: Any) -> bool:
-    """Whether calling ``f`` only creates a coroutine or async generator."""
-    return inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
 
 
 def _task_function(attr: str, value: Any, info: Any) -> Callable[..., Any]:
@@ -171,7 +165,7 @@ def periodic_task(*args: Any, **kwargs: Any) -> Any:
         descriptor = isinstance(f, (staticmethod, classmethod))
         if not callable(f) and not descriptor:
             raise InvalidPeriodicTaskArg(f"periodic_task decorates functions, got {f!r}")
-        if _is_async(f.__func__ if descriptor else f):  # type: ignore[attr-defined]
+        if _callables.is_async(f.__func__ if descriptor else f):  # type: ignore[attr-defined]
             raise InvalidPeriodicTaskArg(
                 f"periodic_task cannot run async functions: {f.__qualname__} would only "
                 f"create a coroutine that never runs. Decorate a plain method (for example "

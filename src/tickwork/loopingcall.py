@@ -13,20 +13,17 @@ The differences (each listed in docs/migration.rst):
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging as std_logging
 import random
 import sys
 import time
-import traceback
 import types
 from collections.abc import Callable, Generator
 from typing import Any
 
 from oslo_log import log as logging
 
-from tickwork import _engine
+from tickwork import _callables, _engine, _run_watch
 from tickwork import clock as _clock
 from tickwork import listeners as _listeners
 from tickwork.backend import get_backend
@@ -88,40 +85,9 @@ _SYSTEM_GAUSS = random.SystemRandom.gauss
 _STARTING = object()
 
 
-def _callable_name(f: Any) -> str:
-    name = getattr(f, "__qualname__", None) or getattr(f, "__name__", None)
-    if name is None:
-        name = type(f).__qualname__
-    module = getattr(f, "__module__", None)
-    return f"{module}.{name}" if module else name
-
-
-def _is_async(f: Any) -> bool:
-    """Whether calling ``f`` only creates a coroutine or async generator."""
-    if inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f):
-        return True
-    if inspect.isroutine(f) or isinstance(f, functools.partial):
-        return False
-    call = None
-    for klass in type(f).__mro__:
-        if "__call__" in vars(klass):
-            call = vars(klass)["__call__"]
-            break
-    return call is not None and (inspect.iscoroutinefunction(call)
-                                 or inspect.isasyncgenfunction(call))
-
-
-def _check_callback(what: str, f: Any, param: str = "f") -> None:
-    """TypeError naming ``what`` and ``param`` unless ``f`` is a plain (not async) callable."""
-    if f is None:
-        raise TypeError(f"{what} needs a function to call: {param} is None")
-    if not callable(f):
-        raise TypeError(f"{what} needs a function to call: {param}={f!r} is not callable")
-    if _is_async(f):
-        raise TypeError(
-            f"{what}: {param}={_callable_name(f)} is an async function; calling it only "
-            f"creates a coroutine that would never run. Pass a plain function (for example "
-            f"one that calls asyncio.run() on the coroutine)")
+_callable_name = _callables.callable_name
+_is_async = _callables.is_async
+_check_callback = _callables.check_callback
 
 
 def _check_seconds(name: str, value: Any, *, allow_none: bool = True) -> None:
@@ -212,53 +178,7 @@ class LoopingCallBase:
 
     def _observed(self, f: Callable[..., Any], func_name: str) -> Callable[..., Any]:
         """``f``, telling the listeners about each call and watching it for hangs."""
-
-        def observed(*args: Any, **kw: Any) -> Any:
-            notes = self._listeners
-            hung_after = self._hung_after
-            if not notes and hung_after is None:
-                return f(*args, **kw)
-            if notes:
-                notes.emit("started", self, func_name)
-            watch = _clock.StopWatch().start()
-            ended = None if hung_after is None else self._watch_run(hung_after, func_name)
-            try:
-                result = f(*args, **kw)
-            except LoopingCallDone:
-                notes.emit("finished", self, func_name, duration=watch.elapsed())
-                raise
-            except BaseException as exc:
-                notes.emit("failed", self, func_name, duration=watch.elapsed(), exception=exc)
-                raise
-            finally:
-                if ended is not None:
-                    ended.set()
-            notes.emit("finished", self, func_name, duration=watch.elapsed())
-            return result
-
-        return observed
-
-    def _watch_run(self, hung_after: float, func_name: str) -> Any:
-        """Start watching the run beginning now; set the returned event when it ends."""
-        ended = self._backend.event()
-        runner = self._backend.current_ident()
-        self._backend.spawn(self._report_if_hung, ended, hung_after, func_name, runner,
-                            name=f"tickwork-hung-watch-{func_name}")
-        return ended
-
-    def _report_if_hung(self, ended: Any, hung_after: float, func_name: str,
-                        runner: Any) -> None:
-        if ended.wait(hung_after):
-            return
-        self.hung_runs += 1
-        frame = (sys._current_frames().get(runner) if isinstance(runner, int)
-                 else getattr(runner, "gr_frame", None))
-        stack = "".join(traceback.format_stack(frame)) if frame is not None else None
-        LOG.warning("%(kind)s %(func_name)r has been running for %(timeout)g s: it looks "
-                    "hung (it is not interrupted). Its stack:\n%(stack)s",
-                    {"kind": self._KIND, "func_name": func_name, "timeout": hung_after,
-                     "stack": stack or "(not available)"})
-        self._listeners.emit("hung", self, func_name, duration=hung_after, stack=stack)
+        return _run_watch.observed(self, f, func_name)
 
     @property
     def kwargs(self) -> dict[str, Any]:
