@@ -9,19 +9,22 @@ this module holds the pieces that apply a policy around that run:
 * ``overlap='queue'``: :func:`run_queued` starts the queued run when the
   running one ends, on the same thread;
 * ``missed``: :func:`log_missed` logs the runs a late task gave up;
-* :func:`run_concurrently` runs the due tasks of
-  ``run_periodic_tasks_in_parallel`` on at most N threads.
+* :func:`run_in_parallel` is ``run_periodic_tasks_in_parallel``: the due
+  tasks, each begun as ``run_periodic_tasks`` would, run on at most N threads.
 """
 
 from __future__ import annotations
 
+import functools
 import logging as std_logging
+import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from oslo_log import log as logging
 
 from tickwork import backend, policies
+from tickwork import coordination as _coordination
 
 if TYPE_CHECKING:
     from tickwork.periodic_task import PeriodicTasks, _TaskState
@@ -130,6 +133,33 @@ def _hung_ended(handle: Any, manager: PeriodicTasks, name: str, state: _TaskStat
         # Nobody waits for it any more (raise_on_error could not reach the caller).
         LOG.exception("Error during %(full_task_name)s (after it was reported hung)",
                       {"full_task_name": full_name})
+
+
+def run_in_parallel(manager: PeriodicTasks, context: Any, raise_on_error: bool,
+                    processes: int | None) -> float:
+    """``manager.run_periodic_tasks_in_parallel(context, raise_on_error, processes)``."""
+    if processes is not None and (isinstance(processes, bool) or
+                                  not isinstance(processes, int) or processes < 1):
+        raise ValueError(f"processes must be a positive int or None, got {processes!r}")
+    current = manager._now()
+    manager._apply_suspend()
+    runnable = []
+    for _index, name, state in manager._take_due(current):
+        if state.external and not manager.conf.run_external_periodic_tasks:
+            manager._park(name, state, current)
+        elif state.stats.coordinated and not _coordination.before_run(  # coordination hook
+                manager, name, state, current):
+            pass
+        elif manager._begin(name, state, current):
+            runnable.append((name, state))
+    if runnable:
+        errors = run_concurrently(
+            [functools.partial(manager._run_guarded, name, state, context, raise_on_error)
+             for name, state in runnable],
+            processes or os.cpu_count() or 1)
+        if errors and raise_on_error:
+            raise errors[0]
+    return manager._idle_for(manager._now())
 
 
 def run_concurrently(calls: Iterable[Callable[[], None]], limit: int) -> list[BaseException]:

@@ -67,6 +67,21 @@ class TaskStats:
 TaskStats.__module__ = "tickwork.periodic_task"  # documented and pickled there
 
 
+def summary_line(manager: str, stats: Mapping[str, TaskStats]) -> str:
+    """The one-line summary ``log_periodic_task_stats`` logs: every task of ``manager``."""
+    parts = []
+    for name, task in stats.items():
+        mean = task.mean_period
+        part = (f"{name} every {task.spacing:g}s: {task.runs} runs, "
+                f"{task.failures} failed, {task.skipped} skipped")
+        if task.hung:
+            part += f", {task.hung} hung"
+        if mean is not None:
+            part += f", mean period {mean:.1f}s"
+        parts.append(part)
+    return f"{manager} periodic tasks: " + ("; ".join(parts) or "none")
+
+
 class StatsRecorder(_listeners.Listener):
     """Keeps the :class:`TaskStats` of one manager's tasks from their run events.
 

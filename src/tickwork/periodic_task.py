@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import heapq
 import inspect
 import logging as std_logging
-import os
-import random
+import random  # oslo.service users patch periodic_task.random
 import threading
 import time  # oslo.service users patch periodic_task.time
 from collections.abc import Callable
@@ -31,7 +29,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from tickwork import _grid, _options, _policy_runs, backend, clockwatch, policies
+from tickwork import _grid, _options, _policy_runs, _stats, backend, clockwatch, policies
 from tickwork import clock as _clock
 from tickwork import coordination as _coordination
 from tickwork import listeners as _listeners
@@ -251,15 +249,24 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         return run
 
     def _begin_locked(self, name: str, state: _TaskState, started: float,
-                      events: list[tuple[str, dict[str, Any]]]) -> bool:
+                      events: list[tuple[str, dict[str, Any]]],
+                      draw: Callable[[], float] = _grid.draw) -> bool:
+        """Decide whether a due task runs now and move it to its next slot.
+
+        The one place the ``missed``, ``grace`` and ``overlap`` policies are
+        applied before a run; what it tells the listeners goes to ``events``.
+        ``draw`` gives the jitter fractions (a pass reads the source once).
+        """
         spacing = self._periodic_spacing[name]
         stats = state.stats
         policy = state.policy
         prior_due = stats.next_due
         anchor = state.anchor
+        grace = policy.grace
         if anchor is not None and started < anchor + 2 * spacing and (
-                policy.grace is None or started - (anchor + spacing) <= policy.grace):
+                grace is None or started - (anchor + spacing) <= grace):
             boundary = anchor + spacing  # on time: the common case, no plan needed
+            run = True
         else:
             decision = policies.plan(policy, anchor, spacing, started)
             if decision.skipped:
@@ -267,16 +274,15 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             if decision.missed or decision.skipped:
                 _policy_runs.log_missed(name, state, decision)
             boundary = decision.boundary
-            if not decision.run:
-                state.anchor = boundary
-                jitter = 0 if anchor is None else _jitter(spacing)
-                dict.__setitem__(self._periodic_last_run, name, boundary + jitter)
-                self._push(name, state, boundary + spacing + jitter)
-                return False
+            run = decision.run
         state.anchor = boundary
-        jitter = 0 if anchor is None else _jitter(spacing)
+        jitter = 0 if anchor is None else _grid.jitter(spacing, draw())
         dict.__setitem__(self._periodic_last_run, name, boundary + jitter)
-        self._push(name, state, boundary + spacing + jitter)
+        version = state.version = state.version + 1
+        next_due = stats.next_due = boundary + spacing + jitter
+        heapq.heappush(self._periodic_heap, (next_due, state.index, version, state))
+        if not run:
+            return False
         if state.running and (state.hung or policy.overlap != "parallel"):
             if state.hung or policy.overlap == "skip" or state.queued is not None:
                 reason = "hung" if state.hung else "overlap"
@@ -400,115 +406,58 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         due = self._take_due(current)
         if not due:
             return self._idle_for(current)
-        # Read once per pass: the hot loop below runs once per due task.
+        # Read once per pass: the loop below runs once per due task.
         maybe_yield = backend.get_backend().yielder()
-        acquire = self._periodic_lock.acquire
-        release = self._periodic_lock.release
-        spacings = self._periodic_spacing
-        heap = self._periodic_heap
+        lock = self._periodic_lock
         listeners = self._periodic_listeners
-        draw = _clock.random_source(random).random
         clock_now = (time.monotonic if _clock.get_clock() is _clock.REAL_CLOCK
                      else _clock.monotonic)
         debug = LOG.logger.isEnabledFor(std_logging.DEBUG)
-        set_last_run = dict.__setitem__.__get__(self._periodic_last_run)
-        iscoroutine = inspect.iscoroutine
-        recorder = self._periodic_recorder  # the stats: every event goes to it first
-        record_started = recorder.started
-        record_finished = recorder.finished
-        record_failed = recorder.failed
-        push = heapq.heappush
+        run_conf = None
+        begin = self._begin_locked
+        draw = _clock.random_source(random).random  # as _grid.draw, once per pass
+        run_task = self._run_task
+        events: list[tuple[str, dict[str, Any]]] = []
         first = True
-        for _index, name, state in due:
+        for index, name, state in due:
             if first:
                 first = False
             else:
                 maybe_yield()  # let other (green)threads run between tasks
-            if state.external and not self.conf.run_external_periodic_tasks:
-                self._park(name, state, current)
-                continue
-            stats = state.stats
+            if state.external:
+                if run_conf is None:
+                    run_conf = self.conf.run_external_periodic_tasks
+                if not run_conf:
+                    self._park(name, state, current)
+                    continue
             # coordination hook: False when another replica runs this period (rescheduled)
-            if stats.coordinated and not _coordination.before_run(self, name, state, current):
+            if state.stats.coordinated and not _coordination.before_run(self, name, state,
+                                                                        current):
                 continue
-            spacing = spacings[name]
-            anchor = state.anchor
-            policy = state.policy
-            grace = policy.grace
-            acquire()
-            try:
-                if (anchor is not None and not state.running and current < anchor + 2 * spacing
-                        and (grace is None or current - (anchor + spacing) <= grace)):
-                    # On time and not running: the common case, _begin_locked inlined.
-                    boundary = anchor + spacing
-                    prior_due = stats.next_due
-                    state.anchor = boundary
-                    jitter = int(spacing * (draw() / 20))  # _grid.jitter
-                    set_last_run(name, boundary + jitter)
-                    version = state.version = state.version + 1
-                    next_due = stats.next_due = boundary + spacing + jitter
-                    push(heap, (next_due, state.index, version, state))
-                    state.running = 1
-                    slot = boundary if prior_due is None or prior_due < boundary else prior_due
-                    lateness = now() - slot
-                    if lateness < 0:
-                        lateness = 0.0
-                    record_started(stats, current, slot, lateness)
-                    events: list[tuple[str, dict[str, Any]]] | None = None
-                    run = True
-                else:
-                    events = []
-                    run = self._begin_locked(name, state, current, events)
-            finally:
-                release()
-            if events is None:
-                if listeners.items:
-                    listeners.emit("started", self, name, start=current, due=slot,
-                                   lateness=lateness)
-            else:
+            with lock:
+                run = begin(name, state, current, events, draw)
+            if events:
                 for kind, fields in events:
                     listeners.emit(kind, self, name, **fields)
+                events.clear()
             if not run:
                 continue
             try:
-                if policy.timeout is not None:
-                    _policy_runs.run_watched(self, name, state, context, raise_on_error,
-                                             policy.timeout)
+                timeout = state.policy.timeout
+                if timeout is not None:
+                    _policy_runs.run_watched(self, name, state, context, raise_on_error, timeout)
                     continue
                 if debug:
                     LOG.debug("Running periodic task %(full_task_name)s",
                               {"full_task_name": f"{type(self).__name__}.{name}"})
-                # _run_task inlined.
-                began = clock_now()
-                started = stats.last_start
-                error: BaseException | None = None
-                try:
-                    result = state.task(self, context)
-                    if result is not None and iscoroutine(result):
-                        self._refuse_coroutine(name, result)
-                except BaseException as exc:
-                    error = exc
-                    duration = clock_now() - began
-                    record_failed(stats, duration, exc)
-                    if raise_on_error:
-                        raise
-                    LOG.exception("Error during %(full_task_name)s",
-                                  {"full_task_name": f"{type(self).__name__}.{name}"})
-                else:
-                    duration = clock_now() - began
-                    record_finished(stats, started, duration)
-                finally:
-                    state.running -= 1
-                    if listeners.items:
-                        listeners.emit("finished" if error is None else "failed", self, name,
-                                       start=started, duration=duration, exception=error)
+                run_task(name, state, context, raise_on_error, clock_now)
                 if state.queued is not None:
                     _policy_runs.run_queued(self, name, state, context, raise_on_error,
                                             first=False)
             except BaseException:
                 # The error goes to the caller; the tasks still due in this pass
                 # keep their due time, so the next call runs them.
-                self._requeue([item for item in due if item[0] > _index])
+                self._requeue([item for item in due if item[0] > index])
                 raise
         return self._idle_for(now())
 
@@ -535,28 +484,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         :meth:`run_periodic_tasks`; with ``raise_on_error`` the first error
         is re-raised after every started task has finished.
         """
-        if processes is not None and (isinstance(processes, bool) or
-                                      not isinstance(processes, int) or processes < 1):
-            raise ValueError(f"processes must be a positive int or None, got {processes!r}")
-        current = now()
-        self._apply_suspend()
-        runnable = []
-        for _index, name, state in self._take_due(current):
-            if state.external and not self.conf.run_external_periodic_tasks:
-                self._park(name, state, current)
-            elif state.stats.coordinated and not _coordination.before_run(  # coordination hook
-                    self, name, state, current):
-                pass
-            elif self._begin(name, state, current):
-                runnable.append((name, state))
-        if runnable:
-            errors = _policy_runs.run_concurrently(
-                [functools.partial(self._run_guarded, name, state, context, raise_on_error)
-                 for name, state in runnable],
-                processes or os.cpu_count() or 1)
-            if errors and raise_on_error:
-                raise errors[0]
-        return self._idle_for(now())
+        return _policy_runs.run_in_parallel(self, context, raise_on_error, processes)
 
     # -- listeners --------------------------------------------------------
 
@@ -581,16 +509,6 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
 
     def log_periodic_task_stats(self, level: int = std_logging.INFO) -> str:
         """Log a one-line summary of every task's statistics; returns the line."""
-        parts = []
-        for name, stats in self.periodic_task_stats().items():
-            mean = stats.mean_period
-            part = (f"{name} every {stats.spacing:g}s: {stats.runs} runs, "
-                    f"{stats.failures} failed, {stats.skipped} skipped")
-            if stats.hung:
-                part += f", {stats.hung} hung"
-            if mean is not None:
-                part += f", mean period {mean:.1f}s"
-            parts.append(part)
-        line = f"{type(self).__name__} periodic tasks: " + ("; ".join(parts) or "none")
+        line = _stats.summary_line(type(self).__name__, self.periodic_task_stats())
         LOG.log(level, "%s", line)
         return line
