@@ -5,7 +5,8 @@ counts is busy.  It counts every tickwork thread spawned while it is the
 active clock, from the spawn (the thread is runnable before it first runs) to
 its end, and it is told when each blocks on it and when each is woken.
 :class:`CountedThreads` keeps that account for one clock; it is not locked
-itself, the clock calls it under its own lock.
+itself, the clock calls it under its own lock.  A :class:`_Waiter` is one
+thread blocked on the clock.
 """
 
 from __future__ import annotations
@@ -15,7 +16,26 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tickwork.backend.base import Backend, Event
-    from tickwork.fakeclock import _Waiter
+    from tickwork.fakeclock import FakeClock
+
+
+class _Waiter:
+    """One thread blocked in :meth:`tickwork.fakeclock.FakeClock.wait_until`."""
+
+    __slots__ = ("clock", "deadline", "flag", "handle", "name", "woken")
+
+    def __init__(self, clock: FakeClock, deadline: float | None, flag: Event, handle: Any,
+                 name: str) -> None:
+        self.clock = clock
+        self.deadline = deadline
+        self.flag = flag  # a private native event the thread blocks on
+        self.handle = handle  # None: a thread the clock does not count (the test's)
+        self.name = name
+        self.woken = False
+
+    def on_event(self) -> None:
+        with self.clock._lock:
+            self.clock._wake_locked(self)
 
 
 def thread_name(handle: Any) -> str:

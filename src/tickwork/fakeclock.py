@@ -18,67 +18,22 @@ virtual time, in deadline order, without sleeping::
 How it works
 ------------
 
-**Installing.**  Set up (``useFixture``, or a ``with`` block), the clock is
-made the active clock (:func:`tickwork.clock.set_clock`); its cleanup puts the
-previous one back.  Virtual monotonic time is one number, ``now()``; wall and
-boot time are offsets from it, which only :meth:`~FakeClock.suspend` and
-:meth:`~FakeClock.step_wall` change.
-
-**Threads are counted from their spawn.**  A tickwork thread reports to the
-clock that was active when it was created: ``thread_started`` (called by the
-spawning thread, before the new one runs; its place in spawn order is its
-rank), ``thread_running`` (called by the thread itself, tying its thread ident
-to it) and ``thread_finished`` (it ended, or was killed before it ran).  A
-counted thread is *busy* from its spawn until it blocks on the clock, and
-again once woken.  Threads the clock did not see spawned (the test's own,
-tickwork threads started before it was installed) are never waited for.
-The account is kept by ``CountedThreads`` (in ``_fakeclock_threads.py``).
-
-**The heap of virtual deadlines.**  Each wait with a deadline pushes
-``(deadline, rank, sequence number, waiter)`` onto one heap, so ties go to the
-thread spawned first, then to the wait begun first; threads the clock does
-not count rank last.  A wait without a deadline (or with an infinite one) is
-not on the heap: only its event ends it.  A deadline already reached does not
-block (the thread yields and returns).  Each waiter also listens on its event,
-so setting the event wakes it at once; such a wait stays on the heap, marked
-woken, and is skipped when it comes to the top.  A waiting thread blocks on
-a private native event (each counted thread reuses its own), not on the
-event it waits for.
-
-**Settling.**  A move of the clock (:meth:`~FakeClock.advance`,
-:meth:`~FakeClock.run_until`, or an autojump) ends a wait only when every
-counted thread is blocked on the clock (but the one moving it, if it is
-counted).  It then pops the earliest wait, sets ``now()`` to its deadline
-(time never goes back), wakes it, and again waits until no counted thread is
-busy: the woken thread runs until it waits again, or ends, before the next
-wait ends, and sees ``now()`` equal to its own due time.  The move stops when the next deadline
-is past its limit, or nothing is left to end.  The thread moving the clock
-waits for this on a native event; when no wait has ended for
-``settle_timeout`` real seconds and threads are still busy (blocked on
-something other than the clock, or never waiting), it raises
-:class:`FakeClockError` naming them.
-
-**The hand-over.**  In an :meth:`~FakeClock.advance` or an autojump, the
-thread moving the clock does not end every wait itself: the counted thread
-whose blocking (or ending) leaves no counted thread busy ends the next due
-wait, under the clock's lock, and the mover is signalled when the move is
-done.  A thread whose own wait is next thus goes on without a switch to
-another thread and back.
-:meth:`~FakeClock.run_until` with a predicate leaves the steps to the mover,
-which calls the predicate each time every counted thread is blocked, before
-it ends the next wait.  Only one thread moves the clock at a time:
-:meth:`~FakeClock.advance` or :meth:`~FakeClock.run_until` while another
-thread moves it raises :class:`FakeClockError`.
-
-**Autojump.**  With ``autojump``, a thread the clock does not count (the
-test's) that blocks on the clock starts moving it, unless another thread
-already does: it ends the due waits in order, as above, until its own wait
-ends, by its deadline or by its event.  With nothing on the heap it looks
-again every :attr:`~FakeClock.IDLE_POLL` real seconds, since only a thread
-the clock does not count can end its wait then.  When its wait has ended and
-``autojump`` is still on, it hands over: it wakes the oldest uncounted thread
-still waiting on the clock, which starts moving it in turn.  Switching
-``autojump`` on while nobody moves the clock does the same.
+Installed (``useFixture``, or a ``with`` block), the clock is the active
+clock (:func:`tickwork.clock.set_clock`).  Virtual monotonic time is one
+number; wall and boot time are offsets from it.  Every tickwork thread
+spawned while it is installed is *counted* (``_fakeclock_threads.py``): busy
+from its spawn until it blocks on the clock, and again once woken.  Each wait
+with a deadline goes on one heap ``(deadline, rank, seq, waiter)``, ties to
+the thread spawned first.  A move of the clock (:meth:`~FakeClock.advance`,
+:meth:`~FakeClock.run_until`, an autojump) ends one wait at a time, and only
+once no counted thread is busy (*settling*): it sets the time to that wait's
+deadline, wakes it, and waits for quiet again, so each run sees ``now()``
+equal to its own due time and the order is the same on every run.  Threads
+that never settle raise :class:`FakeClockError` after ``settle_timeout`` real
+seconds.  The thread whose blocking makes the system quiet ends the next wait
+itself (the *hand-over*: no switch back to the mover).  With ``autojump``, a
+test thread that blocks on the clock moves it until its own wait ends.
+The whole mechanism, step by step: docs/reference/fakeclock.rst.
 """
 
 from __future__ import annotations
@@ -97,7 +52,7 @@ from typing import Any, NamedTuple
 import fixtures
 
 from tickwork import clock as _clock
-from tickwork._fakeclock_threads import CountedThreads, thread_name
+from tickwork._fakeclock_threads import CountedThreads, _Waiter, thread_name
 from tickwork.backend import get_backend
 from tickwork.backend.base import Backend, Event
 
@@ -123,25 +78,6 @@ class PendingWait(NamedTuple):
 
 
 _FOREIGN_RANK = math.inf
-
-
-class _Waiter:
-    """One thread blocked in :meth:`FakeClock.wait_until`."""
-
-    __slots__ = ("clock", "deadline", "flag", "handle", "name", "woken")
-
-    def __init__(self, clock: FakeClock, deadline: float | None, flag: Event, handle: Any,
-                 name: str) -> None:
-        self.clock = clock
-        self.deadline = deadline
-        self.flag = flag  # a private native event the thread blocks on
-        self.handle = handle  # None: a thread the clock does not count (the test's)
-        self.name = name
-        self.woken = False
-
-    def on_event(self) -> None:
-        with self.clock._lock:
-            self.clock._wake_locked(self)
 
 
 class _Run:
