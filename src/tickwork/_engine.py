@@ -77,7 +77,6 @@ class Engine:
         self._idle: list[Event] = []
         self._workers = 0
         self._taken = 0  # calls the workers took: the scheduler watches it move
-        self._eventlet = backend.type.value == "eventlet"
 
     # -- scheduling -------------------------------------------------------
 
@@ -138,13 +137,7 @@ class Engine:
             self._wake.set()  # the scheduler adds a worker if none frees up
 
     def _start(self, fn: Callable[..., None], name: str, *args: Any) -> None:
-        if self._eventlet:
-            import eventlet
-
-            eventlet.spawn_n(fn, *args)
-        else:
-            threading = self._backend.original_module("threading")
-            threading.Thread(target=fn, args=args, name=name, daemon=True).start()
+        self._backend.start_bare(fn, *args, name=name)
 
     def _worker(self) -> None:
         """Take submitted calls, then due entries off the heap, one at a time.
@@ -334,8 +327,8 @@ def _forget_engine_in_child() -> None:
 
     backend = _backend_mod._backend
     engine = getattr(backend, "_tickwork_engine", None)
-    if engine is not None and not engine._eventlet:
-        backend._tickwork_engine = None  # type: ignore[union-attr]
+    if engine is not None and backend is not None and not backend.threads_survive_fork:
+        backend._tickwork_engine = None  # type: ignore[attr-defined]
 
 
 import threading as _threading  # noqa: E402

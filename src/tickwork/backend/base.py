@@ -207,6 +207,8 @@ class Backend:
     """Factory for the primitives of one backend."""
 
     type: BackendType
+    #: Whether this backend's threads live on in a forked child (greenthreads do).
+    threads_survive_fork = False
 
     def event(self) -> Event:
         raise NotImplementedError
@@ -236,6 +238,15 @@ class Backend:
     ) -> ThreadHandle:
         """Run ``fn(*args, **kwargs)`` in a new thread (or greenthread)."""
         raise NotImplementedError
+
+    def start_bare(self, fn: Callable[..., None], *args: Any, name: str) -> None:
+        """Run ``fn(*args)`` in a new daemon thread (or greenthread) with no handle.
+
+        For tickwork's own long-lived threads (the timer engine's), which
+        nobody joins: cheaper than :meth:`spawn`, and not counted by any clock.
+        """
+        threading = self.original_module("threading")
+        threading.Thread(target=fn, args=args, name=name, daemon=True).start()
 
     def kill(self, handle: ThreadHandle) -> bool:
         """Stop a thread at once where the backend can; False where it cannot."""

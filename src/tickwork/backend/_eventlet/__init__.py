@@ -69,6 +69,7 @@ class _GreenFlag:
 
 class EventletBackend(Backend):
     type = BackendType.EVENTLET
+    threads_survive_fork = True
 
     def __init__(self) -> None:
         import eventlet
@@ -128,6 +129,9 @@ class EventletBackend(Backend):
 
     def current_ident(self) -> Any:
         return self._eventlet.getcurrent()
+
+    def start_bare(self, fn: Callable[..., None], *args: Any, name: str) -> None:
+        self._eventlet.spawn_n(fn, *args)
 
     def original_module(self, name: str) -> Any:
         import eventlet.patcher
