@@ -341,7 +341,7 @@ def test_bad_arguments():
             clock.advance("10")
         with pytest.raises(TypeError):
             clock.run_until("soon")
-    with pytest.raises(TypeError, match="start"):
+    with pytest.raises(ValueError, match="start"):
         FakeClock(start=float("inf"))
 
 

@@ -435,8 +435,10 @@ def test_fake_clock_suspend_and_step_wall_move_only_what_they_should():
         assert (clock.monotonic(), clock.wall(), clock.clock_offsets()) == (5, 1030, (50, 975))
         with pytest.raises(ValueError):
             clock.suspend(-1)
-        with pytest.raises(TypeError):
+        with pytest.raises(ValueError, match="seconds"):
             clock.step_wall(float("nan"))
+        with pytest.raises(TypeError, match="seconds"):
+            clock.step_wall("5")
 
 
 def test_the_real_clock_reports_its_offsets():

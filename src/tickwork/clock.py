@@ -203,24 +203,26 @@ def random_source(real: Any) -> Any:
 
 @overload
 def check_seconds(name: str, value: Any, *, allow_none: Literal[False] = False,
-                  allow_zero: bool = True, coerce_str: bool = False,
-                  stacklevel: int = 2) -> float: ...
+                  allow_zero: bool = True, coerce_str: bool = False, signed: bool = False,
+                  finite: bool = False, stacklevel: int = 2) -> float: ...
 
 
 @overload
 def check_seconds(name: str, value: Any, *, allow_none: bool,
-                  allow_zero: bool = True, coerce_str: bool = False,
-                  stacklevel: int = 2) -> float | None: ...
+                  allow_zero: bool = True, coerce_str: bool = False, signed: bool = False,
+                  finite: bool = False, stacklevel: int = 2) -> float | None: ...
 
 
 def check_seconds(name: str, value: Any, *, allow_none: bool = False,
-                  allow_zero: bool = True, coerce_str: bool = False,
-                  stacklevel: int = 2) -> float | None:
+                  allow_zero: bool = True, coerce_str: bool = False, signed: bool = False,
+                  finite: bool = False, stacklevel: int = 2) -> float | None:
     """``value`` as a float of seconds; TypeError or ValueError naming ``name`` otherwise.
 
-    Rejects non-numbers (bools included), NaN, negative values, integers too
-    large for a float, and zero when ``allow_zero`` is false.  Infinity is
-    accepted (it means "never").  None passes only with ``allow_none``.
+    The one check of "a number of seconds" in tickwork.  Rejects non-numbers
+    (bools included, TypeError), NaN, negative values unless ``signed`` (a
+    time, a step of the clock), integers too large for a float, and zero when
+    ``allow_zero`` is false (ValueError).  Infinity is accepted (it means
+    "never") unless ``finite``.  None passes only with ``allow_none``.
 
     With ``coerce_str``, a string holding a number (``"1234"``, ``" 1.5 "``)
     is converted, with an :class:`~tickwork.clock.ArgumentWarning` pointing
@@ -246,6 +248,10 @@ def check_seconds(name: str, value: Any, *, allow_none: bool = False,
         raise ValueError(f"{name} is too large to be a number of seconds, got {shown}") from None
     if math.isnan(seconds):
         raise ValueError(f"{name} must be a number of seconds, got NaN")
+    if finite and math.isinf(seconds):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    if signed:
+        return seconds
     if seconds < 0 or (seconds == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound} seconds, got {value!r}")

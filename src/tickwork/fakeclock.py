@@ -134,13 +134,11 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
     def __init__(self, start: float = 0.0, wall: float = DEFAULT_WALL, *,
                  autojump: bool = False, seed: int | None = 0,
                  settle_timeout: float = 10.0) -> None:
-        for name, value in (("start", start), ("wall", wall)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
-                    not math.isfinite(value)):
-                raise TypeError(f"{name} must be a finite number of seconds, got {value!r}")
+        start = _clock.check_seconds("start", start, signed=True, finite=True)
+        wall = _clock.check_seconds("wall", wall, signed=True, finite=True)
         _clock.check_seconds("settle_timeout", settle_timeout)
-        self._now = float(start)
-        self._wall_offset = float(wall) - float(start)
+        self._now = start
+        self._wall_offset = wall - start
         self._suspended = 0.0  # virtual seconds spent suspended (see suspend())
         self.rng: random.Random = random.Random(seed)
         self.settle_timeout = float(settle_timeout)
@@ -220,11 +218,9 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
 
         Monotonic and boot time do not move, and no wait ends.
         """
-        if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or (
-                not math.isfinite(seconds)):
-            raise TypeError(f"seconds must be a finite number, got {seconds!r}")
+        step = _clock.check_seconds("seconds", seconds, signed=True, finite=True)
         with self._lock:
-            self._wall_offset += float(seconds)
+            self._wall_offset += step
 
     @property
     def autojump(self) -> bool:
@@ -495,6 +491,7 @@ class FakeClock(_clock.Clock, fixtures.Fixture):
         if not callable(until):
             if isinstance(until, bool) or not isinstance(until, numbers.Real):
                 raise TypeError(f"run_until needs a predicate or a time, got {until!r}")
+            until = _clock.check_seconds("run_until's time", until, signed=True)
             if until < self._now:
                 raise ValueError(f"cannot run until {until!r}: the clock is already at "
                                  f"{self._now!r}")

@@ -35,14 +35,13 @@ blocked event loop):
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import sys
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from tickwork import _grid
+from tickwork import clock as _clock
 
 __all__ = ["ARGS", "DEFAULT", "MISSED", "ON_TIMEOUT", "OVERLAP", "Plan", "TaskPolicy",
            "parse", "plan", "thread_stack"]
@@ -86,12 +85,11 @@ def _seconds(kwargs: Mapping[str, Any], key: str,
     value = kwargs.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            math.isfinite(value)) or value < 0 or (key == "timeout" and value == 0):
-        bound = "> 0" if key == "timeout" else ">= 0"
-        raise error(f"periodic_task {key} must be a finite number of seconds {bound} "
-                    f"(or None), got {value!r}", key)
-    return float(value)
+    try:
+        return _clock.check_seconds(f"periodic_task {key}", value, finite=True,
+                                    allow_zero=key != "timeout")
+    except (TypeError, ValueError) as exc:
+        raise error(f"{exc} (None: the default)", key) from None
 
 
 def parse(kwargs: Mapping[str, Any], error: Callable[[str, str], Exception]) -> TaskPolicy:
