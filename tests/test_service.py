@@ -610,3 +610,46 @@ def test_launchers_notify_systemd_once(backend, script, tmp_path, workers):
 def test_notify_ready_without_a_socket_does_nothing(backend, monkeypatch):
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     assert service.notify_ready() is False
+
+
+# -- the wake-up pipe ---------------------------------------------------------
+
+_WAKEUP_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    from tickwork import backend
+    backend.init_backend(backend.BackendType[sys.argv[1].upper()])
+    from tickwork import service
+    foreign = None
+    if sys.argv[2] == "foreign":
+        r, foreign = os.pipe()
+        os.set_blocking(foreign, False)
+        signal.set_wakeup_fd(foreign)
+    handler = service.SignalHandler()
+    got = []
+    handler.add_handler("SIGUSR1", lambda signo, frame: got.append(signo))
+    current = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(current)
+    print("wakeup", "ours" if current == handler._write_fd else
+          "foreign" if current == foreign else current, flush=True)
+    # A real signal (os.kill from a timer thread) wakes wait() at once, not after 60 s.
+    pid = os.getpid()
+    threading.Timer(0.2, os.kill, (pid, signal.SIGUSR1)).start()
+    began = time.monotonic()
+    handler.wait(60)
+    print("woken", round(time.monotonic() - began, 1) < 30, got == [signal.SIGUSR1],
+          flush=True)
+""")
+
+
+@pytest.mark.parametrize("other", ["none", "foreign"])
+def test_a_signal_wakes_the_launchers_wait_through_the_wakeup_fd(backend, tmp_path, other):
+    path = tmp_path / "wakeup.py"
+    path.write_text(_WAKEUP_SCRIPT)
+    out = subprocess.run([sys.executable, "-W", "ignore", str(path), backend.value, other],
+                         capture_output=True, text=True, timeout=BOUND * 3)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")
+    # The interpreter writes tickwork's pipe itself, unless another wake-up fd
+    # (asyncio's, say) was set first: that one is kept, and the handler wakes wait().
+    assert lines[0] == ("wakeup ours" if other == "none" else "wakeup foreign")
+    assert lines[1] == "woken True True"

@@ -1,8 +1,9 @@
 """Signals: the process's handlers, the one stop policy every launcher follows,
 and the timer that bounds a shutdown.
 
-Signal handlers only record what arrived and wake the launcher's loop through a
-self-pipe (:class:`SignalHandler`); the loop then acts.  :class:`StopPolicy` is
+Signal handlers only record what arrived (:class:`SignalHandler`); the
+launcher's loop sleeps on a pipe that the interpreter itself writes to when a
+signal arrives (:func:`signal.set_wakeup_fd`), and then acts.  :class:`StopPolicy` is
 what every launcher (the in-process one, a ProcessLauncher's parent and its
 workers) does with a signal; :class:`ShutdownTimer` ends a shutdown that
 outlasts ``graceful_shutdown_timeout``.
@@ -74,12 +75,21 @@ class Singleton(type):
 _Singleton = Singleton
 
 
+#: The wake-up fd a SignalHandler set last (-1: none), so that a new handler
+#: (tests reset the singleton) takes it over rather than keeping it as foreign.
+_installed_wakeup_fd = [-1]
+
+
 class SignalHandler(metaclass=Singleton):
-    """The process's signal handlers, and the self-pipe the main loop sleeps on.
+    """The process's signal handlers, and the wake-up pipe the main loop sleeps on.
 
     Handlers run as Python signal handlers do (in the main thread, between two
     bytecodes), so they should only record what happened.  Every signal also
-    wakes :meth:`wait`.
+    wakes :meth:`wait`: the pipe is the interpreter's wake-up fd
+    (:func:`signal.set_wakeup_fd`), written as the signal arrives, unless
+    another wake-up fd was set first (asyncio's, say), which is left alone;
+    the handler writes to the pipe then.  :meth:`wake` writes to it from
+    other threads.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -93,7 +103,7 @@ class SignalHandler(metaclass=Singleton):
         self._previous: dict[int, Any] = {}
         # As in oslo.service: whether the unpatched select module has poll()
         # (then the eventlet hub may sleep in poll through a signal).  The
-        # self-pipe below wakes the waiting loop either way; kept for code
+        # wake-up pipe below wakes the waiting loop either way; kept for code
         # that reads it.
         self.__force_interrupt_on_signal = hasattr(
             get_backend().original_module("select"), "poll")
@@ -103,10 +113,26 @@ class SignalHandler(metaclass=Singleton):
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
+        self._wakeup_fd = False  # whether the interpreter writes the pipe on a signal
+        try:
+            previous = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread: the handler writes instead
+            return
+        if previous not in (-1, _installed_wakeup_fd[0]):
+            signal.set_wakeup_fd(previous)  # someone else's: keep it
+            return
+        _installed_wakeup_fd[0] = self._write_fd
+        self._wakeup_fd = True
 
     def _after_fork(self) -> None:
         """In a forked child: forget the parent's handlers and pipe."""
         self.clear()
+        if self._wakeup_fd:
+            try:
+                signal.set_wakeup_fd(-1)
+            except ValueError:
+                pass
+            _installed_wakeup_fd[0] = -1
         for fd in (self._read_fd, self._write_fd):
             try:
                 os.close(fd)
@@ -189,7 +215,8 @@ class SignalHandler(metaclass=Singleton):
             self._install(signo, signal.SIG_IGN)
 
     def _handle_signal(self, signo: int, frame: Any) -> None:
-        self.wake()
+        if not self._wakeup_fd:
+            self.wake()
         for handler in list(self._signal_handlers.get(signo, ())):
             handler(signo, frame)
 

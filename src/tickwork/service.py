@@ -9,7 +9,7 @@ implementation for both backends.  Differences from oslo.service:
   manager returns, capped by ``periodic_interval_max``) or ``"fixed"``
   (cinder/neutron: a pass every ``periodic_interval`` seconds).
 * **No busy loops.**  The launchers' main loops sleep until a signal, a child's
-  death (SIGCHLD) or a service stopping wakes them, through a self-pipe that
+  death (SIGCHLD) or a service stopping wakes them, through a wake-up pipe that
   works on eventlet with or without monkey-patching and on native threads.
   Signal handlers only record the signal; the work is done by the main loop.
 * **Bounded shutdown.**  After SIGTERM (or SIGINT) the whole shutdown, including
