@@ -379,6 +379,23 @@ def test_guard_claims_each_period_once_and_reports_the_previous(kind, tmp_path, 
 # -- losing the backend ------------------------------------------------------------
 
 
+class _SkipLog:
+    """A listener keeping every skipped event."""
+
+    def __init__(self):
+        self.events = []
+
+    def run_skipped(self, event):
+        self.events.append(event)
+
+    def counts(self, task):
+        counts = {}
+        for event in self.events:
+            if event.task == task:
+                counts[event.reason] = counts.get(event.reason, 0) + event.count
+        return counts
+
+
 @needs_tooz
 @needs_redis
 def test_lost_backend_pauses_coordinated_tasks_counts_logs_once_and_resumes(caplog):
@@ -390,6 +407,8 @@ def test_lost_backend_pauses_coordinated_tasks_counts_logs_once_and_resumes(capl
             conf = _conf(server.url, group="lost", heartbeat=0.05, lease=1.0)
             conf.set_override("backend_timeout", 0.5, group="coordination")
             manager = Coordinated(conf, tag=0)
+            skips = _SkipLog()
+            manager.add_periodic_listener(skips)
             manager.run_periodic_tasks(None)
             _wait_for(lambda: coordination.describe(manager)["healthy"], what="healthy")
             _run_virtual([manager], clock, 10 * 60)
@@ -405,6 +424,9 @@ def test_lost_backend_pauses_coordinated_tasks_counts_logs_once_and_resumes(capl
                 # Not run while the backend is away; each owned period counted skipped.
                 assert stats[name].runs == before[name]
                 assert stats[name].skipped == 20 * 60 // spacing
+                # ... each told to the listeners as it happened, with its reason.
+                assert skips.counts(name) == {"coordination": 20 * 60 // spacing}
+                assert stats[name].last_skip_reason == "coordination"
             assert stats["local"].runs >= before["local"] + 39
             lost = [r for r in caplog.records if "unreachable" in r.getMessage()]
             assert len(lost) == 1 and lost[0].levelno == logging.WARNING
@@ -605,9 +627,12 @@ def test_an_unexpected_error_skips_the_run_logs_once_and_never_raises(tmp_path, 
             raise RuntimeError("ring exploded")
 
         coordinator.owner_of = broken
+        skips = _SkipLog()
+        manager.add_periodic_listener(skips)
         _run_virtual([manager], clock, 10 * 60)
         stats = manager.periodic_task_stats()
         assert stats["alpha"].runs == 0 and stats["alpha"].skipped == 9  # boundaries 60..540
+        assert skips.counts("alpha") == {"coordination": 9}
         assert stats["local"].runs >= 19
         errors = [r for r in caplog.records if "ring exploded" in r.getMessage()]
         assert len(errors) == 1 and errors[0].exc_info

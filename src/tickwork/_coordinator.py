@@ -256,7 +256,7 @@ class _Coordinator:
         self.evaluated[name] = period
         if not self.healthy():
             if self._owned.get(name, True):
-                stats.skipped += 1
+                manager._report_skip(name, state, "coordination", 1)
             self._push(manager, name, state, current, wall, period + 1, spacing)
             return False
         owner = self.owner_of(name)
@@ -273,7 +273,7 @@ class _Coordinator:
                                         max(_RECORD_SECONDS, 3 * spacing))
         except Exception as exc:
             self._set_lost(exc)
-            stats.skipped += 1
+            manager._report_skip(name, state, "coordination", 1)
             self._push(manager, name, state, current, wall, period + 1, spacing)
             return False
         if not won:  # another replica ran it (ownership is moving)
@@ -281,7 +281,7 @@ class _Coordinator:
             return False
         if previous is not None and period - previous > 1:
             gap = period - previous - 1
-            stats.skipped += gap
+            manager._report_skip(name, state, "coordination", gap)
             LOG.warning("Coordinated periodic task %(task)s: %(n)d period(s) before this one "
                         "were run by no replica", {"task": name, "n": gap})
         # Put the task's anchor on the grid: the run loop schedules the next run one

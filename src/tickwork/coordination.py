@@ -153,7 +153,7 @@ def before_run(manager: PeriodicTasks, name: str, state: _TaskState, current: fl
             _BROKEN_LOGGED.append(True)
             LOG.exception("Coordination could not be set up: coordinated periodic tasks are "
                           "not run; their periods are counted as skipped")
-        state.stats.skipped += 1
+        manager._report_skip(name, state, "coordination", 1)
         mono, wall = _fresh()
         _Coordinator._push(manager, name, state, mono, wall, math.floor(wall / spacing) + 1,
                            spacing)
@@ -178,7 +178,7 @@ def before_run(manager: PeriodicTasks, name: str, state: _TaskState, current: fl
         return coordinator.evaluate(manager, name, state, current)
     except Exception as exc:  # a bug or an unexpected driver error: never into the timer
         coordinator.unexpected(exc)
-        state.stats.skipped += 1
+        manager._report_skip(name, state, "coordination", 1)
         mono, wall = _fresh()
         coordinator._push(manager, name, state, mono, wall, math.floor(wall / spacing) + 1,
                           spacing)

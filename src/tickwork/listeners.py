@@ -40,8 +40,11 @@ KINDS = ("started", "finished", "failed", "skipped", "hung")
 #: ``overlap``: the previous run was still going; ``hung``: the previous run
 #: went past its timeout and is still going; ``missed``: the slot passed while
 #: the process could not run the task (a long pass, a suspend, a blocked event
-#: loop); ``external``: ``run_external_periodic_tasks`` is false here.
-SKIP_REASONS = ("overlap", "hung", "missed", "external")
+#: loop); ``external``: ``run_external_periodic_tasks`` is false here;
+#: ``coordination``: a period of a coordinated task that no replica ran (the
+#: coordination backend was unusable or unreachable from here, or, counted by
+#: the replica that runs the next period, no replica was up to run it).
+SKIP_REASONS = ("overlap", "hung", "missed", "external", "coordination")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

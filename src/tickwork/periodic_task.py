@@ -472,8 +472,13 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         """Hold a task filtered by configuration until its next slot."""
         with self._periodic_lock:
             self._push(name, state, current + self._periodic_spacing[name])
-            self._periodic_recorder.skipped(state.stats, "external", 1)  # not counted
-        self._periodic_listeners.emit("skipped", self, name, reason="external", count=1)
+        self._report_skip(name, state, "external", 1)  # not counted in the stats
+
+    def _report_skip(self, name: str, state: _TaskState, reason: str, count: int) -> None:
+        """``count`` due runs of a task did not happen: the stats, then the listeners."""
+        with self._periodic_lock:
+            self._periodic_recorder.skipped(state.stats, reason, count)
+        self._periodic_listeners.emit("skipped", self, name, reason=reason, count=count)
 
     def run_periodic_tasks_in_parallel(self, context: Any, raise_on_error: bool = False,
                                        processes: int | None = None) -> float:
