@@ -80,16 +80,28 @@ class FixedGrid:
             # falling due right now counts as ahead).  No catch-up run.
             next_due, missed = _grid.next_slot(due, interval, now)
             if missed:
-                loop._count_skipped(missed, interval, std_logging.DEBUG, "outlasted its")
+                _count_skipped(loop, missed, interval, std_logging.DEBUG, "outlasted its")
         elif interval > 0 and now >= next_due + interval:
             # The loop woke up late (the process was stalled): the slot it woke
             # in runs at once, the ones before it are skipped.
             next_due, missed = _grid.current_slot(due, interval, now)
-            loop._count_skipped(missed, interval, std_logging.WARNING, "fell behind its")
+            _count_skipped(loop, missed, interval, std_logging.WARNING, "fell behind its")
         self.due = next_due
         # The wait ends at the next slot even where the oslo figure rounds to 0.
         loop._planned = (idle, next_due if next_due > now else now)
         return idle
+
+
+def _count_skipped(loop: LoopingCallBase, missed: int, interval: float, level: int,
+                   how: str) -> None:
+    """Count, report and log ``missed`` slots of a fixed-interval loop."""
+    loop.skipped_runs += missed
+    func_name = _lc._callable_name(loop.f)
+    loop._listeners.emit("skipped", loop, func_name, reason="missed", count=missed)
+    LOG.log(level, "Function %(func_name)r %(how)s %(interval)s sec interval: "
+            "%(missed)d scheduled run(s) skipped (%(total)d so far)",
+            {"func_name": func_name, "how": how, "interval": interval,
+             "missed": missed, "total": loop.skipped_runs})
 
 
 class WithTimeout:

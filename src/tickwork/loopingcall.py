@@ -405,16 +405,6 @@ class LoopingCallBase:
             self._planned = None
             self._loop_ident = None
 
-    def _count_skipped(self, missed: int, interval: float, level: int, how: str) -> None:
-        """Count, report and log ``missed`` slots of a fixed-interval loop."""
-        self.skipped_runs += missed
-        func_name = _callable_name(self.f)
-        self._listeners.emit("skipped", self, func_name, reason="missed", count=missed)
-        LOG.log(level, "Function %(func_name)r %(how)s %(interval)s sec interval: "
-                "%(missed)d scheduled run(s) skipped (%(total)d so far)",
-                {"func_name": func_name, "how": how, "interval": interval,
-                 "missed": missed, "total": self.skipped_runs})
-
 
 _BASE_SLEEP = LoopingCallBase._sleep
 _BASE_ELAPSED = LoopingCallBase._elapsed
