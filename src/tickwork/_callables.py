@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from typing import Any
 
 __all__ = ["callable_name", "check_callback", "is_async"]
@@ -24,8 +25,14 @@ def callable_name(f: Any) -> str:
     return f"{module}.{name}" if module else name
 
 
+_ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
 def is_async(f: Any) -> bool:
     """Whether calling ``f`` only creates a coroutine or async generator."""
+    if type(f) is types.FunctionType and "_is_coroutine_marker" not in f.__dict__:
+        # A plain function (most callbacks, every decorated task): its code says.
+        return bool(f.__code__.co_flags & _ASYNC_FLAGS)
     if inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f):
         return True
     if inspect.isroutine(f) or isinstance(f, functools.partial):
