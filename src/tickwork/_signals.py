@@ -239,8 +239,9 @@ class SignalHandler(metaclass=Singleton):
         except InterruptedError:
             readable = []
         if self._read_fd in readable:
-            try:
-                posix.read(self._read_fd, 4096)
+            try:  # drain it: every signal since the last wait wrote a byte
+                while len(posix.read(self._read_fd, 4096)) == 4096:
+                    pass
             except (BlockingIOError, OSError):
                 pass
         return {fd for fd in readable if fd != self._read_fd}
