@@ -553,10 +553,9 @@ def test_replica_processes_run_each_period_once_and_fail_over_on_sigkill(tmp_pat
                     proc.kill()
                     proc.wait(10)
 
-    # One lease, one refresh of the survivors, and 1.4 s for scheduling on a loaded machine
-    # (about 10 periods are lost when it is idle; 0.6 s of slack was once not enough
-    # with a second test run on the other core).
-    bound = math.ceil((LEASE + HEARTBEAT + 1.4) / SPACING)
+    # The failover: one lease, one refresh of the survivors, and 0.6 s for scheduling
+    # (about 10 periods when the machine is idle).
+    bound = math.ceil((LEASE + HEARTBEAT + 0.6) / SPACING)
     for kind in groups:
         runs, skips = _read_log(logs[kind])
         victim, kill_period = killed[kind]
@@ -568,12 +567,17 @@ def test_replica_processes_run_each_period_once_and_fail_over_on_sigkill(tmp_pat
             done = set(periods)
             missing = [p for p in range(min(done), max(done) + 1) if p not in done]
             assert max(done) - min(done) >= PERIODS
-            # Only the failover loses periods, at most those inside one lease ...
-            assert len(missing) <= bound, _diagnose(logs[kind], killed[kind], name, missing)
-            # ... and none is lost silently: each is counted as skipped.
-            assert len(missing) <= skips[name] <= bound, (kind, name, missing, skips)
-            # The victim's tasks moved: later periods ran on the survivors.
+            diagnosis = _diagnose(logs[kind], killed[kind], name, missing)
+            # The task moved to a survivor within one lease of the kill ...
+            assert min(p for p in done if p > kill_period) <= kill_period + bound, diagnosis
+            # ... and later periods ran on the survivors only.
             assert all(pid != victim for t, p, pid in runs if t == name and p > kill_period + 1)
+            # Besides the failover, a replica stalled by a loaded machine (a CI runner
+            # with six replicas on two cores) loses a period now and then: never many,
+            # and none silently: each is counted as skipped, and not counted twice over.
+            assert len(missing) <= bound + PERIODS // 10, diagnosis
+            assert len(missing) <= skips[name] <= len(missing) + bound, (kind, name, missing,
+                                                                         skips)
 
 
 # -- tickwork demo as replicas ------------------------------------------------------
