@@ -5,7 +5,7 @@ Usage: python tests/coordination_replica.py URL SPACING LOG REPLICAS [HEARTBEAT 
 Runs a manager with three coordinated tasks (t0, t1, t2) every SPACING
 seconds until SIGTERM.  Every run appends ``run TASK PERIOD PID`` to LOG and
 every change of a task's skipped count ``skip TASK N PID`` (one line each,
-O_APPEND).  Prints ``ready`` once it sees REPLICAS live members, and on
+O_APPEND, the wall time appended).  Prints ``ready`` once it sees REPLICAS live members, and on
 SIGTERM ``STATS {json}`` with its tasks' statistics.
 """
 
@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 if os.environ.get("TICKWORK_TEST_MONKEYPATCH") == "1":
@@ -34,7 +35,8 @@ _fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
 
 def _record(line: str) -> None:
-    os.write(_fd, (line + "\n").encode())
+    # The wall time last: a failure's diagnosis shows when a replica went quiet.
+    os.write(_fd, f"{line} {time.time():.3f}\n".encode())
 
 
 class Replicated(periodic_task.PeriodicTasks):

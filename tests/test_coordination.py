@@ -480,6 +480,16 @@ def _diagnose(log, kill, name, missing):
     for pid in sorted({pid for _t, _p, pid in runs}):
         mine = [p for t, p, q in runs if t == name and q == pid]
         lines.append(f"pid {pid} ran {name}: {_ranges(mine)}")
+    # When each replica's runs stopped and started again around a gap (wall times).
+    stamps = {}
+    for line in log.read_text().splitlines():
+        fields = line.split()
+        if fields[0] == "run" and fields[1] == name:
+            stamps[int(fields[2])] = f"{fields[3]}@{fields[4]}"
+    for period in missing:
+        if period - 1 not in missing or period + 1 not in missing:
+            lines.append(f"around {period}: before {stamps.get(period - 1)}, "
+                         f"after {stamps.get(period + 1)}")
     for path in sorted(log.parent.glob(log.name + ".*.err")):
         lines.append(f"--- {path.name}\n" + path.read_text()[-3000:])
     return "\n".join(lines)
@@ -490,7 +500,7 @@ def _read_log(path):
     if not path.exists():
         return runs, skips
     for line in path.read_text().splitlines():
-        kind, task, value, pid = line.split()
+        kind, task, value, pid, _wall = line.split()
         if kind == "run":
             runs.append((task, int(value), int(pid)))
         else:
