@@ -29,15 +29,19 @@ from tickwork import loopingcall
 
 # The group's threads and pool (_group_threads.py); Thread is public here.
 from tickwork._group_threads import Thread, _as_thread, _check_pool_size, _NativeEntry, _Slots
-from tickwork.backend import BackendType, get_backend
+from tickwork.backend import get_backend
+from tickwork.backend._eventlet import EventletBackend
+from tickwork.backend._threading import ThreadingBackend
 from tickwork.backend.base import ThreadHandle
 
 LOG = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_POOL_SIZE", "Thread", "ThreadGroup"]
 
-#: The default ``thread_pool_size`` per backend (oslo.service's defaults).
-DEFAULT_POOL_SIZE = {BackendType.EVENTLET: 10, BackendType.THREADING: 1000}
+#: The default ``thread_pool_size`` per backend (oslo.service's defaults), as each
+#: backend gives it (``Backend.default_pool_size``).
+DEFAULT_POOL_SIZE = {backend.type: backend.default_pool_size
+                     for backend in (EventletBackend, ThreadingBackend)}
 
 
 class _TimerCallback:
@@ -97,7 +101,7 @@ class ThreadGroup:
         size = thread_pool_size if thread_pool_size is not None else max_threads
         backend = get_backend()
         if size is None:
-            size = DEFAULT_POOL_SIZE[backend.type]
+            size = backend.default_pool_size
         self._backend = backend
         self._slots = _Slots(_check_pool_size("thread_pool_size", size))
         self._lock = backend.lock()

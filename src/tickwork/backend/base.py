@@ -209,6 +209,8 @@ class Backend:
     type: BackendType
     #: Whether this backend's threads live on in a forked child (greenthreads do).
     threads_survive_fork = False
+    #: A ThreadGroup's default ``thread_pool_size`` (oslo.service's for each backend).
+    default_pool_size = 1000
 
     def event(self) -> Event:
         raise NotImplementedError

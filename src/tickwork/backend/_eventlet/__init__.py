@@ -70,6 +70,7 @@ class _GreenFlag:
 class EventletBackend(Backend):
     type = BackendType.EVENTLET
     threads_survive_fork = True
+    default_pool_size = 10
 
     def __init__(self) -> None:
         import eventlet

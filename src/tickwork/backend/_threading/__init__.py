@@ -60,6 +60,7 @@ _COND_LOCK = threading.Lock()
 
 class ThreadingBackend(Backend):
     type = BackendType.THREADING
+    default_pool_size = 1000
 
     def event(self) -> Event:
         return Event(_ThreadFlag())
