@@ -87,9 +87,9 @@ class SignalHandler(metaclass=Singleton):
     bytecodes), so they should only record what happened.  Every signal also
     wakes :meth:`wait`: the pipe is the interpreter's wake-up fd
     (:func:`signal.set_wakeup_fd`), written as the signal arrives, unless
-    another wake-up fd was set first (asyncio's, say), which is left alone;
-    the handler writes to the pipe then.  :meth:`wake` writes to it from
-    other threads.
+    another wake-up fd was set first (asyncio's, say), which is left alone.
+    The handler writes to the pipe as well (the wake-up fd may have been
+    replaced since), and :meth:`wake` from other threads.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -215,8 +215,9 @@ class SignalHandler(metaclass=Singleton):
             self._install(signo, signal.SIG_IGN)
 
     def _handle_signal(self, signo: int, frame: Any) -> None:
-        if not self._wakeup_fd:
-            self.wake()
+        # Also when the interpreter wrote the pipe already: code started later (an
+        # asyncio loop's signal handling) may have replaced the wake-up fd since.
+        self.wake()
         for handler in list(self._signal_handlers.get(signo, ())):
             handler(signo, frame)
 
