@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 from tickwork import clock as _clock
 
-__all__ = ["MAX_JITTER", "current_slot", "draw", "jitter", "next_slot", "slots_since"]
+__all__ = ["MAX_JITTER", "current_slot", "draw", "drawer", "jitter", "next_slot", "slots_since"]
 
 #: The largest jitter, as a fraction of the period (oslo.service's 5%).
 MAX_JITTER = 1 / 20
@@ -73,8 +74,14 @@ def jitter(period: float, fraction: float) -> int:
     return int(period * (fraction / _JITTER_DIVISOR))
 
 
+def drawer() -> Callable[[], float]:
+    """What draws jitter fractions for :func:`jitter` now: ``random.random`` on the real
+    clock (tests patch it), the virtual clock's seeded generator under a fake clock.
+    One pass over many tasks takes it once."""
+    draw: Callable[[], float] = _clock.random_source(random).random
+    return draw
+
+
 def draw() -> float:
-    """A jitter ``fraction`` for :func:`jitter`: ``random.random()`` on the real clock
-    (tests patch it), the virtual clock's seeded generator under a fake clock."""
-    fraction: float = _clock.random_source(random).random()
-    return fraction
+    """A jitter ``fraction`` for :func:`jitter` (see :func:`drawer`)."""
+    return drawer()()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from oslo_log import log as logging
 
-from tickwork import _grid
+from tickwork import _callables, _grid
 from tickwork import clock as _clock
 from tickwork import loopingcall as _lc  # circular: read at call time only
 
@@ -66,7 +66,7 @@ class FixedGrid:
         overrun = round(elapsed - interval, 2)
         if overrun > 0:
             LOG.warning("Function %(func_name)r run outlasted interval by %(delay).2f sec",
-                        {"func_name": _lc._callable_name(loop.f), "delay": overrun})
+                        {"func_name": _callables.callable_name(loop.f), "delay": overrun})
             idle = 0.0
         else:
             idle = -overrun - lateness
@@ -96,7 +96,7 @@ def _count_skipped(loop: LoopingCallBase, missed: int, interval: float, level: i
                    how: str) -> None:
     """Count, report and log ``missed`` slots of a fixed-interval loop."""
     loop.skipped_runs += missed
-    func_name = _lc._callable_name(loop.f)
+    func_name = _callables.callable_name(loop.f)
     loop._listeners.emit("skipped", loop, func_name, reason="missed", count=missed)
     LOG.log(level, "Function %(func_name)r %(how)s %(interval)s sec interval: "
             "%(missed)d scheduled run(s) skipped (%(total)d so far)",
@@ -162,8 +162,8 @@ class Dynamic:
                 delay = math.inf if suggested > 0 else -math.inf  # type: ignore[operator]
         if math.isnan(delay):
             raise TypeError(
-                f"{_lc._callable_name(self.loop.f)} must return the seconds to idle (a number) "
-                f"or None, got {suggested!r}")
+                f"{_callables.callable_name(self.loop.f)} must return the seconds to idle "
+                f"(a number) or None, got {suggested!r}")
         if delay < 0:
             return self.negative(delay)
         self.negatives = 0
@@ -184,7 +184,7 @@ class Dynamic:
         if count == 2:
             LOG.warning("%(func_name)r keeps returning a negative idle time (%(delay)s sec): "
                         "backing off while it does",
-                        {"func_name": _lc._callable_name(self.loop.f), "delay": delay})
+                        {"func_name": _callables.callable_name(self.loop.f), "delay": delay})
         if count == 1:
             return 0.0
         wait = min(_lc.NEGATIVE_IDLE_BACKOFF_MAX,
@@ -235,7 +235,7 @@ class BackOff:
                             "%(idle)s sec (min_interval=%(min)s, max_interval=%(max)s, "
                             "jitter=%(jitter)s): waiting at least %(floor)s sec after "
                             "each failure instead",
-                            {"func_name": _lc._callable_name(loop.f), "idle": idle,
+                            {"func_name": _callables.callable_name(loop.f), "idle": idle,
                              "min": self.min_interval, "max": self.max_interval,
                              "jitter": jitter, "floor": floor})
             idle = floor

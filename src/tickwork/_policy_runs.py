@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from oslo_log import log as logging
 
 from tickwork import backend, policies
-from tickwork import coordination as _coordination
 
 if TYPE_CHECKING:
     from tickwork.periodic_task import PeriodicTasks, _TaskState
@@ -145,12 +144,7 @@ def run_in_parallel(manager: PeriodicTasks, context: Any, raise_on_error: bool,
     manager._apply_suspend()
     runnable = []
     for _index, name, state in manager._take_due(current):
-        if state.external and not manager.conf.run_external_periodic_tasks:
-            manager._park(name, state, current)
-        elif state.stats.coordinated and not _coordination.before_run(  # coordination hook
-                manager, name, state, current):
-            pass
-        elif manager._begin(name, state, current):
+        if manager._screen(name, state, current) and manager._begin(name, state, current):
             runnable.append((name, state))
     if runnable:
         errors = run_concurrently(

@@ -8,6 +8,7 @@ from typing import Any
 
 from oslo_log import log as logging
 
+from tickwork import _callables
 from tickwork import loopingcall as _lc  # circular: read at call time only
 
 #: Log under the looping calls' name: the lines are theirs.
@@ -46,8 +47,8 @@ class RetryDecorator:
         return _lc.DynamicLoopingCall(func, *args, **kwargs)
 
     def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
-        _lc._check_callback("RetryDecorator", f)
-        func_name = _lc._callable_name(f)
+        _callables.check_callback("RetryDecorator", f)
+        func_name = _callables.callable_name(f)
 
         @functools.wraps(f)
         def func(*args: Any, **kwargs: Any) -> Any:

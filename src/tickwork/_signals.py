@@ -113,21 +113,19 @@ class SignalHandler(metaclass=Singleton):
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
-        self._wakeup_fd = False  # whether the interpreter writes the pipe on a signal
         try:
             previous = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-        except ValueError:  # not the main thread: the handler writes instead
+        except ValueError:  # not the main thread: only the handler writes the pipe
             return
         if previous not in (-1, _installed_wakeup_fd[0]):
             signal.set_wakeup_fd(previous)  # someone else's: keep it
             return
         _installed_wakeup_fd[0] = self._write_fd
-        self._wakeup_fd = True
 
     def _after_fork(self) -> None:
         """In a forked child: forget the parent's handlers and pipe."""
         self.clear()
-        if self._wakeup_fd:
+        if _installed_wakeup_fd[0] == self._write_fd:
             try:
                 signal.set_wakeup_fd(-1)
             except ValueError:

@@ -85,11 +85,6 @@ _SYSTEM_GAUSS = random.SystemRandom.gauss
 _STARTING = object()
 
 
-_callable_name = _callables.callable_name
-_is_async = _callables.is_async
-_check_callback = _callables.check_callback
-
-
 def _check_seconds(name: str, value: Any, *, allow_none: bool = True) -> None:
     _clock.check_seconds(name, value, allow_none=allow_none)
 
@@ -176,10 +171,6 @@ class LoopingCallBase:
         """Stop telling ``listener``; ValueError when it was never added."""
         self._listeners.remove(listener)
 
-    def _observed(self, f: Callable[..., Any], func_name: str) -> Callable[..., Any]:
-        """``f``, telling the listeners about each call and watching it for hangs."""
-        return _run_watch.observed(self, f, func_name)
-
     @property
     def kwargs(self) -> dict[str, Any]:
         """The keyword arguments for ``f`` (oslo.service's threading spelling of ``kw``)."""
@@ -208,8 +199,8 @@ class LoopingCallBase:
         if ident is not None and ident == self._backend.current_ident() and (
                 self.done is not None and not self.done.ready()):
             raise RuntimeError(
-                f"wait() called from inside {_callable_name(self.f)}, the looped function "
-                f"itself: it would wait for its own loop forever. To end the loop from "
+                f"wait() called from inside {_callables.callable_name(self.f)}, the looped "
+                f"function itself: it would wait for its own loop forever. To end the loop from "
                 f"inside, call stop() or raise LoopingCallDone")
 
     def _sleep(self, timeout: float) -> bool:
@@ -235,7 +226,7 @@ class LoopingCallBase:
     def _check_can_start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(self._RUN_ONLY_ONE_MESSAGE)
-        _check_callback(type(self).__name__, self.f)
+        _callables.check_callback(type(self).__name__, self.f)
 
     def _start(
         self,
@@ -252,7 +243,7 @@ class LoopingCallBase:
             self._thread = _STARTING
         self.done = _LoopDoneEvent(self._backend.event(), self)
         self._abort.clear()
-        name = f"tickwork-loop-{_callable_name(self.f)}"
+        name = f"tickwork-loop-{_callables.callable_name(self.f)}"
         engine = _clock.get_clock().timers() if self._on_engine() else None
         handle: Any
         if engine is not None:
@@ -329,8 +320,8 @@ class LoopingCallBase:
         """The loop, yielding each idle time (what ``_sleep`` is told) in turn."""
         f = self.f
         assert f is not None  # checked by start()
-        func_name = _callable_name(f)
-        observed = self._observed(f, func_name)
+        func_name = _callables.callable_name(f)
+        observed = _run_watch.observed(self, f, func_name)
         func = observed if stop_on_exception else self._safe(observed, func_name)
         plain = f if stop_on_exception else self._safe(f, func_name)
         done = self.done
@@ -518,7 +509,7 @@ class BackOffLoopingCall(LoopingCallBase):
         if min_interval > max_interval:
             LOG.warning("BackOffLoopingCall of %(func_name)r: min_interval %(min)s is above "
                         "max_interval %(max)s; max_interval wins",
-                        {"func_name": _callable_name(self.f), "min": min_interval,
+                        {"func_name": _callables.callable_name(self.f), "min": min_interval,
                          "max": max_interval})
         return self._start(_idle.BackOff(self, starting_interval, timeout, max_interval,
                                          jitter, min_interval), initial_delay=initial_delay)

@@ -20,7 +20,7 @@ import dataclasses
 import heapq
 import inspect
 import logging as std_logging
-import random  # oslo.service users patch periodic_task.random
+import random  # noqa: F401  (oslo.service users patch periodic_task.random.random)
 import threading
 import time  # oslo.service users patch periodic_task.time
 from collections.abc import Callable
@@ -278,9 +278,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         state.anchor = boundary
         jitter = 0 if anchor is None else _grid.jitter(spacing, draw())
         dict.__setitem__(self._periodic_last_run, name, boundary + jitter)
-        version = state.version = state.version + 1
-        next_due = stats.next_due = boundary + spacing + jitter
-        heapq.heappush(self._periodic_heap, (next_due, state.index, version, state))
+        self._push(name, state, boundary + spacing + jitter)
         if not run:
             return False
         if state.running and (state.hung or policy.overlap != "parallel"):
@@ -413,9 +411,8 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         clock_now = (time.monotonic if _clock.get_clock() is _clock.REAL_CLOCK
                      else _clock.monotonic)
         debug = LOG.logger.isEnabledFor(std_logging.DEBUG)
-        run_conf = None
         begin = self._begin_locked
-        draw = _clock.random_source(random).random  # as _grid.draw, once per pass
+        draw = _grid.drawer()
         run_task = self._run_task
         events: list[tuple[str, dict[str, Any]]] = []
         first = True
@@ -424,15 +421,8 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                 first = False
             else:
                 maybe_yield()  # let other (green)threads run between tasks
-            if state.external:
-                if run_conf is None:
-                    run_conf = self.conf.run_external_periodic_tasks
-                if not run_conf:
-                    self._park(name, state, current)
-                    continue
-            # coordination hook: False when another replica runs this period (rescheduled)
-            if state.stats.coordinated and not _coordination.before_run(self, name, state,
-                                                                        current):
+            if (state.external or state.stats.coordinated) and not self._screen(
+                    name, state, current):
                 continue
             with lock:
                 run = begin(name, state, current, events, draw)
@@ -473,6 +463,17 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         with self._periodic_lock:
             self._push(name, state, current + self._periodic_spacing[name])
         self._report_skip(name, state, "external", 1)  # not counted in the stats
+
+    def _screen(self, name: str, state: _TaskState, current: float) -> bool:
+        """Whether a task taken as due may begin in this process now: False (and the
+        task rescheduled) when configuration filters it out or, for a coordinated task,
+        another replica runs this period."""
+        if state.external and not self.conf.run_external_periodic_tasks:
+            self._park(name, state, current)
+            return False
+        # coordination hook: False when another replica runs this period (rescheduled)
+        return not state.stats.coordinated or _coordination.before_run(self, name, state,
+                                                                       current)
 
     def _report_skip(self, name: str, state: _TaskState, reason: str, count: int) -> None:
         """``count`` due runs of a task did not happen: the stats, then the listeners."""

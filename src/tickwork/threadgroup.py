@@ -24,8 +24,8 @@ from typing import Any
 
 from oslo_log import log as logging
 
+from tickwork import _callables, loopingcall
 from tickwork import clock as _clock
-from tickwork import loopingcall
 
 # The group's threads and pool (_group_threads.py); Thread is public here.
 from tickwork._group_threads import Thread, _as_thread, _check_pool_size, _NativeEntry, _Slots
@@ -128,7 +128,7 @@ class ThreadGroup:
                        initial_delay: float | None = None,
                        stop_on_exception: bool = True) -> loopingcall.LoopingCallBase:
         """Run ``callback(*args, **kwargs)`` every ``interval`` seconds; returns the timer."""
-        loopingcall._check_callback("ThreadGroup.add_timer", callback, "callback")
+        _callables.check_callback("ThreadGroup.add_timer", callback, "callback")
         timer = loopingcall.FixedIntervalLoopingCall(
             _TimerCallback(callback), *(args or ()), **(kwargs or {}))
         interval = _seconds("interval", interval, 2)
@@ -170,7 +170,7 @@ class ThreadGroup:
                                periodic_interval_max: float | None = None,
                                stop_on_exception: bool = True) -> loopingcall.LoopingCallBase:
         """Run ``callback`` again after the seconds it returns (capped); returns the timer."""
-        loopingcall._check_callback("ThreadGroup.add_dynamic_timer", callback, "callback")
+        _callables.check_callback("ThreadGroup.add_dynamic_timer", callback, "callback")
         timer = loopingcall.DynamicLoopingCall(
             _TimerCallback(callback), *(args or ()), **(kwargs or {}))
         initial_delay = _seconds("initial_delay", initial_delay, 2)
@@ -257,12 +257,12 @@ class ThreadGroup:
 
         Blocks while ``thread_pool_size`` threads of the group are running.
         """
-        loopingcall._check_callback("ThreadGroup.add_thread", callback, "callback")
+        _callables.check_callback("ThreadGroup.add_thread", callback, "callback")
         self._slots.acquire()
         thread = Thread(None, self, link=False)
         try:
             handle = self._backend.spawn(self._run_thread, thread, callback, args, kwargs,
-                                         name=f"tickwork-tg-{loopingcall._callable_name(callback)}")
+                                         name=f"tickwork-tg-{_callables.callable_name(callback)}")
         except BaseException:
             self._slots.release()
             raise
