@@ -473,9 +473,10 @@ def test_fixed_interval_spacing_on_the_real_clock():
             raise loopingcall.LoopingCallDone()
 
     loopingcall.FixedIntervalLoopingCall(f).start(interval=0.02).wait()
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert sum(gaps) >= 0.08 - 0.0005
-    assert all(g >= 0.015 for g in gaps), gaps
+    # Run k is never early against the grid starts[0] + k * 20 ms.  (A gap alone may be
+    # shorter than 20 ms: after a late run the next one is back on the grid.)
+    early = [starts[0] + k * 0.02 - start for k, start in enumerate(starts)]
+    assert max(early) <= 0.0005, early
 
 
 # --- FixedIntervalWithTimeoutLoopingCall ----------------------------------------------------
