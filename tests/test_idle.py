@@ -63,10 +63,12 @@ def test_fixed_grid_plans_the_next_slot_and_skips_slots_it_overran():
         start = clock.now()
         loop._run_started = start
         clock.advance(3)
+        loop._run_ended = clock.now()  # what the loop records as each run ends
         assert grid(None, 3.0) == 7.0
         assert loop._planned == (7.0, start + 10)
         loop._run_started = start + 10
         clock.advance(7 + 25)  # this run took 25 s: the slots at 20 and 30 are gone
+        loop._run_ended = clock.now()
         assert grid(None, 25.0) == 0.0
         assert loop.skipped_runs == 2
         assert grid.due == start + 40 and loop._planned == (0.0, start + 40)
@@ -77,9 +79,9 @@ def test_with_timeout_raises_after_the_wall_deadline():
         loop = loopingcall.FixedIntervalWithTimeoutLoopingCall(lambda: None)
         inner = _idle.FixedGrid(loop, 1)
         idle = _idle.WithTimeout(inner, 5, clock.wall())
-        loop._run_started = clock.now()
+        loop._run_started = loop._run_ended = clock.now()
         assert idle(None, 0.0) == 1.0
         clock.advance(6)
-        loop._run_started = clock.now()
+        loop._run_started = loop._run_ended = clock.now()
         with pytest.raises(loopingcall.LoopingCallTimeOut, match="timed out after 6.00"):
             idle(None, 0.0)

@@ -10,7 +10,7 @@ How it works
   at a time.  The scheduler wakes an idle worker (or starts one) :data:`LEAD`
   seconds before a deadline, and the worker waits for the deadline itself.
   While work is due the scheduler looks every :data:`STALL` seconds: when the
-  busy workers took nothing since the last look (a run is slow or blocked),
+  head of the work is what it was at the last look (a run is slow or blocked),
   it adds a worker, so a blocked run delays only its own loop (and the others
   by about STALL at most).  Workers idle for :data:`IDLE_TIMEOUT` end; so does
   the scheduler when the heap is empty.  An idle loop holds no thread.
@@ -76,12 +76,11 @@ class Engine:
         self._jobs: deque[Callable[[], None]] = deque()
         self._idle: list[Event] = []
         self._workers = 0
-        self._taken = 0  # calls the workers took: the scheduler watches it move
 
     # -- scheduling -------------------------------------------------------
 
     def schedule(self, deadline: float, holder: Any) -> None:
-        """Run ``holder._step_fn()`` on a worker once the clock reaches ``deadline``."""
+        """Run the holder's next step on a worker once the clock reaches ``deadline``."""
         if time.monotonic is not _real_monotonic:
             # The real clock reads time.monotonic() at call time and a test
             # patched it: the heap keeps due times on the unpatched clock.
@@ -91,17 +90,24 @@ class Engine:
         with self._lock:
             heapq.heappush(self._heap, (deadline, seq, holder))
             holder._token = seq
-            if deadline < self._wake_at:
+            kick = deadline < self._wake_at
+            if kick:
                 self._wake_at = deadline
-                wake = True
-            else:
-                wake = False
+        if kick:
+            self._kick()
+
+    def _kick(self) -> None:
+        """Wake the scheduler to look at the heap again, starting it if it is not running.
+
+        While it is not running its wake-up time is infinity, so anything
+        scheduled kicks it.
+        """
+        with self._lock:
             start = not self._scheduler_running
-            if start:
-                self._scheduler_running = True
+            self._scheduler_running = True
         if start:
             self._start(self._schedule_loop, "tickwork-engine-scheduler")
-        elif wake:
+        else:
             self._wake.set()
 
     def expedite(self, holder: Any) -> None:
@@ -110,7 +116,7 @@ class Engine:
             if holder._token is None:
                 return
             holder._token = None  # its heap entry is skipped when it comes up
-        self.submit(holder._step_fn)
+        self._run_soon(holder)
 
     def loop_started(self, handle: Any) -> None:
         """A loop started here: the real clock lists it among its live threads."""
@@ -121,29 +127,24 @@ class Engine:
 
     # -- the pool --------------------------------------------------------
 
-    def submit(self, fn: Callable[[], None]) -> None:
-        """Run ``fn()`` on a worker as soon as one is free."""
-        self._jobs.append(fn)
+    def _run_soon(self, holder: Any) -> None:
+        """Run the holder's next step on a worker as soon as one is free."""
+        self._jobs.append(holder)
         with self._lock:
             flag = self._idle.pop() if self._idle else None
-            start = flag is None and not self._scheduler_running
-            if start:
-                self._scheduler_running = True
         if flag is not None:
             flag.set()
-        elif start:
-            self._start(self._schedule_loop, "tickwork-engine-scheduler")
         else:
-            self._wake.set()  # the scheduler adds a worker if none frees up
+            self._kick()  # the scheduler adds a worker if none frees up
 
     def _start(self, fn: Callable[..., None], name: str, *args: Any) -> None:
         self._backend.start_bare(fn, *args, name=name)
 
     def _worker(self) -> None:
-        """Take submitted calls, then due entries off the heap, one at a time.
+        """Run holders' steps: queued ones first, then due entries off the heap.
 
-        A step may return its loop's next deadline instead of scheduling it:
-        the worker pushes it and pops the next due entry under one lock.
+        A step's next deadline is pushed as the next due entry is popped,
+        under one lock.
         """
         jobs = self._jobs
         heap = self._heap
@@ -154,55 +155,18 @@ class Engine:
         seqs = self._seq
         flag = self._backend.event()
         sleep = self._backend.native_sleep
+        real_clock = _clock.REAL_CLOCK
+        clock_module = _clock
+        time_module = time
         now = _real_monotonic()
-        fn: Callable[[], float | None] | None
-        carry: float | None = None
         holder: Any = None
         while True:
-            fn = None
-            if carry is not None and time.monotonic is _real_monotonic:
-                seq = next(seqs)
-                entry = (carry, seq, holder)
-                now = _real_monotonic()
-                with lock:
-                    holder._token = seq
-                    wake = carry < self._wake_at
-                    if wake:
-                        self._wake_at = carry
-                    start = not self._scheduler_running
-                    if start:
-                        self._scheduler_running = True
-                    if not jobs and heap and heap[0][0] <= now and heap[0][0] <= carry:
-                        # Push this loop's next deadline and pop the due head in one go.
-                        _, seq, due = heappushpop(heap, entry)
-                        if due._token == seq:
-                            due._token = None
-                            fn = due._step_fn
-                        else:
-                            due = None
-                    else:
-                        heappush(heap, entry)
-                if start:
-                    self._start(self._schedule_loop, "tickwork-engine-scheduler")
-                elif wake:
-                    self._wake.set()
-                if holder._stop:  # stopped while the step ran: its next step runs now
-                    self.expedite(holder)
-                carry = None
-                if fn is not None:
-                    holder = due
-            elif carry is not None:
-                self.schedule(carry, holder)  # time.monotonic is patched: convert
-                if holder._stop:
-                    self.expedite(holder)
-                carry = None
-            if fn is None:
+            if holder is None:
                 if jobs:
                     try:
-                        fn = jobs.popleft()
+                        holder = jobs.popleft()
                     except IndexError:
                         continue
-                    holder = getattr(fn, "__self__", None)
                 else:
                     if not heap or heap[0][0] > now:
                         now = _real_monotonic()  # read again only when nothing is due by the last
@@ -211,9 +175,9 @@ class Engine:
                         if heap and heap[0][0] <= now:
                             _, seq, holder = heappop(heap)
                             if holder._token != seq:
+                                holder = None
                                 continue  # expedited already
                             holder._token = None
-                            fn = holder._step_fn
                         elif jobs:
                             continue
                         elif heap and heap[0][0] - now <= LEAD:
@@ -225,7 +189,7 @@ class Engine:
                         sleep(lead)
                         now = _real_monotonic()
                         continue
-                    if fn is None:
+                    if holder is None:
                         if flag.native_wait(IDLE_TIMEOUT):
                             continue
                         with lock:
@@ -234,12 +198,49 @@ class Engine:
                                 self._workers -= 1
                                 return
                         continue  # woken just as it timed out
-            self._taken += 1
+            # One step of the holder's loop: the function runs once.
             try:
-                carry = fn()
-            except BaseException:  # a step handles its own errors; never lose the worker
-                LOG.exception("tickwork timer engine: a scheduled call failed")
-                carry = None
+                timeout = next(holder._gen)
+            except BaseException as exc:  # the loop has ended
+                holder._end(exc)
+                holder = None
+                continue
+            planned = holder.loop._planned
+            if time_module.monotonic is not _real_monotonic or \
+                    clock_module._active is not real_clock:
+                # time.monotonic patched, or another clock installed: convert.
+                self.schedule(holder._deadline(timeout), holder)
+                if holder._stop:
+                    self.expedite(holder)
+                holder = None
+                continue
+            if planned is not None and planned[0] == timeout:
+                deadline = planned[1]
+            else:
+                deadline = _real_monotonic() + (timeout if timeout > 0 else 0.0)
+            seq = next(seqs)
+            entry = (deadline, seq, holder)
+            now = _real_monotonic()
+            with lock:
+                holder._token = seq
+                kick = deadline < self._wake_at
+                if kick:
+                    self._wake_at = deadline
+                if jobs or not heap or heap[0][0] > now:
+                    heappush(heap, entry)
+                    due = None
+                else:
+                    # Push this loop's next deadline and pop the due head in one go.
+                    _, seq, due = heappushpop(heap, entry)
+                    if due._token == seq:
+                        due._token = None
+                    else:
+                        due = None  # expedited already
+            if kick:
+                self._kick()
+            if holder._stop:  # stopped while the step ran: its next step runs now
+                self.expedite(holder)
+            holder = due
 
     def _schedule_loop(self) -> None:
         """Sleep until work is due; then see that a worker takes it, adding one
@@ -248,7 +249,7 @@ class Engine:
         jobs = self._jobs
         lock = self._lock
         wake = self._wake
-        seen_taken = -1
+        seen_head: Any = None  # the head of the work at the last look
         idle_since: float | None = None
         while True:
             flag: Event | None = None
@@ -260,17 +261,21 @@ class Engine:
                 next_due = heap[0][0] if heap else math.inf
                 if jobs or next_due <= now + LEAD:
                     busy = self._workers - len(self._idle)
-                    if busy <= 0 or self._taken == seen_taken:
+                    try:
+                        head = jobs[0]
+                    except IndexError:  # taken meanwhile (workers pop jobs without the lock)
+                        head = heap[0] if heap else None
+                    if busy <= 0 or head is seen_head:
                         if self._idle:
                             flag = self._idle.pop()
                         else:
                             self._workers += 1
                             spawn = True
-                    seen_taken = self._taken
+                    seen_head = head
                     timeout = STALL
                     idle_since = None
                 elif not heap:
-                    seen_taken = -1
+                    seen_head = None
                     if idle_since is None:
                         idle_since = now
                     elif now - idle_since >= IDLE_TIMEOUT:
@@ -279,7 +284,7 @@ class Engine:
                         return
                     timeout = IDLE_TIMEOUT
                 else:
-                    seen_taken = -1
+                    seen_head = None
                     idle_since = None
                     timeout = min(next_due - LEAD - now, _clock.LONGEST_NATIVE_WAIT)
                 self._wake_at = now + timeout
@@ -347,7 +352,7 @@ class LoopDriver:
     the worker schedules it.
     """
 
-    __slots__ = ("_abort", "_clock", "_engine", "_gen", "_step_fn", "_token", "done", "loop",
+    __slots__ = ("_abort", "_clock", "_engine", "_gen", "_token", "done", "loop",
                  "name", "_stop", "__weakref__")
 
     def __init__(self, loop: Any, gen: Generator[float, None, None], engine: Engine,
@@ -355,13 +360,13 @@ class LoopDriver:
         self.loop = loop
         self.name = name
         self.done: DoneEvent = loop.done
+        #: One step is ``next(_gen)`` (the engine's workers call it).
         self._gen = gen
         self._abort: Event = loop._abort
         self._engine = engine
         # The clock the loop keeps its deadlines on, even if another is installed later.
         self._clock = _clock.get_clock()
         self._token: int | None = None
-        self._step_fn = self._step
         #: Set by stop() (through the abort event's listener, before stop() returns).
         self._stop = False
 
@@ -383,21 +388,18 @@ class LoopDriver:
         if self._token is not None:
             self._engine.expedite(self)
 
-    def _step(self) -> float | None:
-        try:
-            timeout = next(self._gen)
-        except StopIteration:
-            self._end()
-            return None
-        except BaseException as exc:  # the loop's code reports its own errors: a last resort
-            self._end()
-            done = self.done
-            if not done.ready():
-                LOG.error("Looping call %r ended by %r", self.name, exc, exc_info=exc)
-                self.loop._finish()
-                done.send_exception(type(exc), exc, exc.__traceback__)
-            return None
-        return self._deadline(timeout)
+    def _end(self, exc: BaseException) -> None:
+        """The loop's generator ended (StopIteration) or raised ``exc``."""
+        self._abort.remove_listener(self._on_stop)
+        self._engine.loop_finished(self)
+        if isinstance(exc, StopIteration):
+            return
+        # The loop's code reports its own errors: a last resort.
+        done = self.done
+        if not done.ready():
+            LOG.error("Looping call %r ended by %r", self.name, exc, exc_info=exc)
+            self.loop._finish()
+            done.send_exception(type(exc), exc, exc.__traceback__)
 
     def _deadline(self, timeout: float) -> float:
         """Where ``_sleep(timeout)`` would have ended its wait, on the loop's clock."""
@@ -411,7 +413,3 @@ class LoopDriver:
             # Planned on a clock installed since the start: the same wait on the loop's own.
             deadline = self._clock.monotonic() + (deadline - clock.monotonic())
         return deadline
-
-    def _end(self) -> None:
-        self._abort.remove_listener(self._on_stop)
-        self._engine.loop_finished(self)

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from oslo_log import log as logging
 
 from tickwork import _callables, _grid
-from tickwork import clock as _clock
 from tickwork import loopingcall as _lc  # circular: read at call time only
 
 if TYPE_CHECKING:
@@ -60,32 +59,30 @@ class FixedGrid:
         due = self.due
         if due is None:
             due = started
-        lateness = started - due
-        if lateness < 0:
-            lateness = 0.0
         overrun = round(elapsed - interval, 2)
         if overrun > 0:
             LOG.warning("Function %(func_name)r run outlasted interval by %(delay).2f sec",
                         {"func_name": _callables.callable_name(loop.f), "delay": overrun})
             idle = 0.0
         else:
-            idle = -overrun - lateness
+            idle = -overrun - (started - due if started > due else 0.0)
             if idle < 0:
                 idle = 0.0
-        now = _clock.monotonic()
+        now = loop._run_ended
         next_due = due + interval
-        if interval > 0 and overrun > 0 and now > next_due:
-            # The run itself outlasted its interval: the slots that passed meanwhile
-            # are skipped, and the next run is the next slot still ahead (a slot
-            # falling due right now counts as ahead).  No catch-up run.
-            next_due, missed = _grid.next_slot(due, interval, now)
-            if missed:
-                _count_skipped(loop, missed, interval, std_logging.DEBUG, "outlasted its")
-        elif interval > 0 and now >= next_due + interval:
-            # The loop woke up late (the process was stalled): the slot it woke
-            # in runs at once, the ones before it are skipped.
-            next_due, missed = _grid.current_slot(due, interval, now)
-            _count_skipped(loop, missed, interval, std_logging.WARNING, "fell behind its")
+        if now >= next_due and interval > 0:
+            if overrun > 0 and now > next_due:
+                # The run itself outlasted its interval: the slots that passed meanwhile
+                # are skipped, and the next run is the next slot still ahead (a slot
+                # falling due right now counts as ahead).  No catch-up run.
+                next_due, missed = _grid.next_slot(due, interval, now)
+                if missed:
+                    _count_skipped(loop, missed, interval, std_logging.DEBUG, "outlasted its")
+            elif now >= next_due + interval:
+                # The loop woke up late (the process was stalled): the slot it woke
+                # in runs at once, the ones before it are skipped.
+                next_due, missed = _grid.current_slot(due, interval, now)
+                _count_skipped(loop, missed, interval, std_logging.WARNING, "fell behind its")
         self.due = next_due
         # The wait ends at the next slot even where the oslo figure rounds to 0.
         loop._planned = (idle, next_due if next_due > now else now)

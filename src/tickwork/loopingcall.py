@@ -17,6 +17,7 @@ import logging as std_logging
 import random
 import sys
 import time
+import time as _time  # the clock readings: unaffected by a patch of this module's ``time``
 import types
 from collections.abc import Callable, Generator
 from typing import Any
@@ -132,7 +133,8 @@ class LoopingCallBase:
         self._state_lock = self._backend.lock()
         self._planned: tuple[float, float] | None = None
         self._run_started = 0.0
-        self._loop_ident: Any = None
+        self._run_ended = 0.0
+        self._loop_frame: Any = None  # the running loop's frame (see _refuse_wait_from_inside)
         #: How many times ``f`` was called (including a run that raised).
         self.runs = 0
         #: Scheduled runs that were skipped because the loop fell behind.
@@ -195,9 +197,14 @@ class LoopingCallBase:
         return self.done.wait()
 
     def _refuse_wait_from_inside(self) -> None:
-        ident = self._loop_ident
-        if ident is not None and ident == self._backend.current_ident() and (
-                self.done is not None and not self.done.ready()):
+        loop_frame = self._loop_frame
+        if loop_frame is None or self.done is None or self.done.ready():
+            return
+        # Called from inside the loop when the loop's frame is on the caller's stack.
+        frame: Any = sys._getframe(1)
+        while frame is not None and frame is not loop_frame:
+            frame = frame.f_back
+        if frame is not None:
             raise RuntimeError(
                 f"wait() called from inside {_callables.callable_name(self.f)}, the looped "
                 f"function itself: it would wait for its own loop forever. To end the loop from "
@@ -326,9 +333,12 @@ class LoopingCallBase:
         plain = f if stop_on_exception else self._safe(f, func_name)
         done = self.done
         assert done is not None
-        current_ident = self._backend.current_ident
+        # Wherever each step runs (its own thread, or the engine's workers), a
+        # wait() from inside finds this frame on its stack.
+        self._loop_frame = sys._getframe()
         aborted = self._abort.is_set
         args, coroutine, listeners = self.args, _CoroutineType, self._listeners
+        real_clock = _clock.REAL_CLOCK
         # A patched or overridden _elapsed is told each run's StopWatch; tickwork's own
         # is the difference of the two readings, taken here directly.
         watch = None if (type(self)._elapsed is _BASE_ELAPSED
@@ -339,24 +349,23 @@ class LoopingCallBase:
                 yield initial_delay
             while not aborted():
                 clock = _clock._active
-                started = clock.monotonic()
+                # The real clock's reading without its method call (hot path).
+                started = _time.monotonic() if clock is real_clock else clock.monotonic()
                 self._run_started = started
-                # Each run may be on another thread (the engine's workers).
-                self._loop_ident = current_ident()
                 try:
                     if listeners.items or self._hung_after is not None:
                         result = func(*args, **self.kw)
                     else:  # nobody watches: the function itself, one call less
                         result = plain(*args, **self.kw)
                 finally:
-                    self._loop_ident = None
                     self.runs += 1
                 if isinstance(result, coroutine):
                     result.close()
                     raise TypeError(
                         f"{func_name} returned a coroutine, which would never run: loop a "
                         f"plain function (for example one that calls asyncio.run())")
-                ended = clock.monotonic()
+                ended = _time.monotonic() if clock is real_clock else clock.monotonic()
+                self._run_ended = ended
                 if aborted():
                     break
                 self._planned = None
@@ -394,7 +403,7 @@ class LoopingCallBase:
         with self._state_lock:
             self._thread = None
             self._planned = None
-            self._loop_ident = None
+            self._loop_frame = None
 
 
 _BASE_SLEEP = LoopingCallBase._sleep
