@@ -73,7 +73,7 @@ class Engine:
         self._wake = backend.event()
         self._wake_at = math.inf
         self._scheduler_running = False
-        self._jobs: deque[Callable[[], None]] = deque()
+        self._jobs: deque[Any] = deque()  # holders whose step runs now
         self._idle: list[Event] = []
         self._workers = 0
 
