@@ -254,7 +254,9 @@ class LoopingCallBase:
         engine = _clock.get_clock().timers() if self._on_engine() else None
         handle: Any
         if engine is not None:
-            # No thread of its own: the clock's timer engine runs each step.
+            # No thread of its own: the clock's timer engine runs each step, and
+            # waits for the deadlines the loop plans (no _sleep sees the figures).
+            _idle.planned_only(idle_for)
             handle = _engine.LoopDriver(self, self._loop_steps(
                 idle_for, initial_delay=initial_delay, stop_on_exception=stop_on_exception),
                 engine, name)
@@ -336,7 +338,7 @@ class LoopingCallBase:
         # Wherever each step runs (its own thread, or the engine's workers), a
         # wait() from inside finds this frame on its stack.
         self._loop_frame = sys._getframe()
-        aborted = self._abort.is_set
+        abort = self._abort  # its flag attribute: no call per check
         args, coroutine, listeners = self.args, _CoroutineType, self._listeners
         real_clock = _clock.REAL_CLOCK
         # A patched or overridden _elapsed is told each run's StopWatch; tickwork's own
@@ -347,7 +349,7 @@ class LoopingCallBase:
             if initial_delay:
                 self._plan(initial_delay, _clock.monotonic() + initial_delay)
                 yield initial_delay
-            while not aborted():
+            while not abort.flag:
                 clock = _clock._active
                 # The real clock's reading without its method call (hot path).
                 started = _time.monotonic() if clock is real_clock else clock.monotonic()
@@ -366,7 +368,7 @@ class LoopingCallBase:
                         f"plain function (for example one that calls asyncio.run())")
                 ended = _time.monotonic() if clock is real_clock else clock.monotonic()
                 self._run_ended = ended
-                if aborted():
+                if abort.flag:
                     break
                 self._planned = None
                 if watch is None:

@@ -26,17 +26,21 @@ LOG = logging.getLogger(__name__)
 class Event:
     """A settable flag that threads wait on (like :class:`threading.Event`)."""
 
-    __slots__ = ("_native", "_listeners", "is_set")
+    __slots__ = ("_native", "_listeners", "is_set", "flag")
 
     #: Whether the flag is set; the native event's own method, so no extra call.
     is_set: Callable[[], bool]
+    #: The same as an attribute, for hot paths (set and cleared only through this wrapper).
+    flag: bool
 
     def __init__(self, native: Any) -> None:
         self._native = native
         self._listeners: list[Callable[[], None]] | None = None
         self.is_set = native.is_set
+        self.flag = native.is_set()
 
     def set(self) -> None:
+        self.flag = True
         self._native.set()
         listeners = self._listeners
         if listeners:
@@ -45,6 +49,7 @@ class Event:
 
     def clear(self) -> None:
         self._native.clear()
+        self.flag = False
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until set or ``timeout`` seconds (on the active clock) pass."""
