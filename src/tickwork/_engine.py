@@ -18,11 +18,12 @@ How it works
   the sequence number of its live heap entry (None: none).  ``stop()`` sets
   the loop's event, whose listener runs the pending step at once
   (:meth:`Engine.expedite`); the stale heap entry is skipped when it comes up.
-* :class:`LoopDriver` runs a looping call from its generator
-  (:meth:`tickwork.loopingcall.LoopingCallBase._loop_steps`): each step runs
-  the function once and yields the idle time ``_sleep`` would be told; the
-  driver turns it into the deadline ``_sleep`` would wait for, which the
-  worker pushes as it pops the next due entry, under one lock.
+* A :class:`LoopDriver` is the holder of one looping call: its step is its
+  generator's (:meth:`tickwork.loopingcall.LoopingCallBase._loop_steps`),
+  which runs the function once and yields the idle time ``_sleep`` would be
+  told, having planned the deadline ``_sleep`` would wait for.  The worker
+  resumes the generator itself and pushes that deadline as it pops the next
+  due entry, under one lock.
 * Only the real clock has an engine (:meth:`tickwork.clock.Clock.timers`);
   on :class:`tickwork.fakeclock.FakeClock` every loop has a thread of its own,
   which the fake clock orders.  Loops whose ``_sleep``, ``_elapsed`` or
@@ -214,6 +215,7 @@ class Engine:
                     self.expedite(holder)
                 holder = None
                 continue
+            # LoopDriver._deadline on the real clock, inlined (once per run).
             if planned is not None and planned[0] == timeout:
                 deadline = planned[1]
             else:
@@ -244,7 +246,7 @@ class Engine:
 
     def _schedule_loop(self) -> None:
         """Sleep until work is due; then see that a worker takes it, adding one
-        when none is free or the busy ones made no progress for STALL seconds."""
+        when none is free or the head of the work stayed put for STALL seconds."""
         heap = self._heap
         jobs = self._jobs
         lock = self._lock
@@ -346,10 +348,10 @@ if hasattr(os, "register_at_fork"):
 class LoopDriver:
     """Runs one looping call's steps on the engine (see the module docstring).
 
-    Each step resumes the loop's generator (``LoopingCallBase._loop_steps``):
-    it runs the function once and yields the idle time ``_sleep`` would be
-    told.  The step returns the deadline ``_sleep`` would have waited for, and
-    the worker schedules it.
+    A worker takes each step by resuming the loop's generator
+    (``LoopingCallBase._loop_steps``): it runs the function once and yields the
+    idle time ``_sleep`` would be told; the worker schedules the deadline
+    ``_sleep`` would have waited for (see :meth:`_deadline`).
     """
 
     __slots__ = ("_abort", "_clock", "_engine", "_gen", "_token", "done", "loop",
