@@ -74,6 +74,37 @@ def test_fixed_grid_plans_the_next_slot_and_skips_slots_it_overran():
         assert grid.due == start + 40 and loop._planned == (0.0, start + 40)
 
 
+def test_fixed_grid_on_the_engine_plans_the_same_slots_without_the_figure():
+    # On the timer engine no _sleep sees the figure: only the planned deadline counts.
+    with FakeClock() as clock:
+        loop = loopingcall.FixedIntervalLoopingCall(lambda: None)
+        grid = _idle.FixedGrid(loop, 10)
+        _idle.planned_only(grid)
+        assert grid.figures is False
+        start = clock.now()
+        loop._run_started = start
+        clock.advance(3)
+        loop._run_ended = clock.now()
+        assert grid(None, 3.0) == 0.0
+        assert loop._planned == (0.0, start + 10)
+        loop._run_started = start + 10
+        clock.advance(7 + 25)  # this run took 25 s: it overran, the slots at 20 and 30 are gone
+        loop._run_ended = clock.now()
+        assert grid(None, 25.0) == 0.0
+        assert loop.skipped_runs == 2
+        assert grid.due == start + 40 and loop._planned == (0.0, start + 40)
+
+
+def test_planned_only_reaches_the_grid_inside_a_timeout():
+    loop = loopingcall.FixedIntervalWithTimeoutLoopingCall(lambda: None)
+    inner = _idle.FixedGrid(loop, 1)
+    _idle.planned_only(_idle.WithTimeout(inner, 5, 0.0))
+    assert inner.figures is False
+    dynamic = _idle.Dynamic(loop, None)
+    _idle.planned_only(dynamic)  # nothing to tell a strategy that plans no deadline
+    assert not hasattr(dynamic, "figures")
+
+
 def test_with_timeout_raises_after_the_wall_deadline():
     with FakeClock() as clock:
         loop = loopingcall.FixedIntervalWithTimeoutLoopingCall(lambda: None)

@@ -52,7 +52,7 @@ class FixedGrid:
         #: When the run that just ended was due (None: the grid starts at its first run).
         self.due: float | None = None
         #: Whether the figure returned is seen (by ``_sleep``): on the timer engine
-        #: only the planned deadline is, and the figure is not rounded.
+        #: only the planned deadline is, and the figure is 0 unless the run overran.
         self.figures = True
 
     def __call__(self, result: Any, elapsed: float) -> float:
@@ -63,16 +63,18 @@ class FixedGrid:
         if due is None:
             due = started
         overrun = elapsed - interval
-        if overrun >= 0 or self.figures:
-            overrun = round(overrun, 2)  # oslo's figure
-        if overrun > 0:
-            LOG.warning("Function %(func_name)r run outlasted interval by %(delay).2f sec",
-                        {"func_name": _callables.callable_name(loop.f), "delay": overrun})
-            idle = 0.0
+        if overrun < 0 and not self.figures:
+            idle = 0.0  # nobody sees the figure: the planned deadline is what counts
         else:
-            idle = -overrun - (started - due if started > due else 0.0)
-            if idle < 0:
+            overrun = round(overrun, 2)  # oslo's figure
+            if overrun > 0:
+                LOG.warning("Function %(func_name)r run outlasted interval by %(delay).2f sec",
+                            {"func_name": _callables.callable_name(loop.f), "delay": overrun})
                 idle = 0.0
+            else:
+                idle = -overrun - (started - due if started > due else 0.0)
+                if idle < 0:
+                    idle = 0.0
         now = loop._run_ended
         next_due = due + interval
         if now >= next_due and interval > 0:
