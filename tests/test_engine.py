@@ -115,6 +115,42 @@ def test_a_blocked_body_delays_no_other_loop(kind):
     assert other_done.wait() is True
 
 
+def test_a_burst_of_due_loops_lets_other_threads_run(backend):
+    # 2,000 loops due at once, each run busy for 20 us: a burst of 40 ms or more,
+    # which on greenthreads would keep every other greenthread waiting unless
+    # the engine's worker yields now and then.
+    runs = []
+
+    def busy():
+        end = _real_monotonic() + 0.00002
+        while _real_monotonic() < end:
+            pass
+        runs.append(_real_monotonic())
+
+    ticks = []
+    stop_ticker = backend_mod.get_backend().event()
+
+    def ticker():
+        while not stop_ticker.is_set():
+            pause(0.001)
+            ticks.append(_real_monotonic())
+
+    backend_mod.get_backend().spawn(ticker, name="ticker")
+    loops = [loopingcall.FixedIntervalLoopingCall(busy) for _ in range(2000)]
+    first = _real_monotonic() + 0.5
+    for loop in loops:
+        loop.start(3600, initial_delay=max(0.0, first - _real_monotonic()))
+    assert wait_for(lambda: len(runs) == 2000, 30)
+    stop_ticker.set()
+    for loop in loops:
+        loop.stop()
+    assert all(loop.wait() is True for loop in loops)
+    burst = (runs[0], runs[-1])
+    inside = [t for t in ticks if burst[0] < t < burst[1]]
+    # A yield at least every 5 ms: several ticks land inside the burst.
+    assert burst[1] - burst[0] > 0.03 and len(inside) >= 3, (burst, len(inside))
+
+
 def test_stop_and_wait_semantics_on_the_engine():
     # An idle loop stops at once, a run in progress finishes first.
     idle = loopingcall.FixedIntervalLoopingCall(lambda: None)

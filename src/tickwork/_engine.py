@@ -13,7 +13,10 @@ How it works
   head of the work is what it was at the last look (a run is slow or blocked),
   it adds a worker, so a blocked run delays only its own loop (and the others
   by about STALL at most).  Workers idle for :data:`IDLE_TIMEOUT` end; so does
-  the scheduler when the heap is empty.  An idle loop holds no thread.
+  the scheduler when the heap is empty.  An idle loop holds no thread.  On a
+  cooperative backend (eventlet) a worker yields between two runs when another
+  greenthread is ready, or 5 ms after it last did: a burst of due loops does
+  not hold the hub.
 * A loop is a *holder* with at most one entry pending: ``holder._token`` is
   the sequence number of its live heap entry (None: none).  ``stop()`` sets
   the loop's event, whose listener runs the pending step at once
@@ -159,6 +162,8 @@ class Engine:
         real_clock = _clock.REAL_CLOCK
         clock_module = _clock
         time_module = time
+        # Greenthreads: a burst of due loops must not keep the others from running.
+        maybe_yield = self._backend.yielder() if self._backend.cooperative else None
         now = _real_monotonic()
         holder: Any = None
         while True:
@@ -199,6 +204,8 @@ class Engine:
                                 self._workers -= 1
                                 return
                         continue  # woken just as it timed out
+            if maybe_yield is not None:
+                maybe_yield()  # yields when another greenthread is ready, or every 5 ms
             # One step of the holder's loop: the function runs once.
             try:
                 timeout = next(holder._gen)

@@ -216,6 +216,9 @@ class Backend:
     threads_survive_fork = False
     #: A ThreadGroup's default ``thread_pool_size`` (oslo.service's for each backend).
     default_pool_size = 1000
+    #: Whether a thread runs until it yields (greenthreads), so a long run of short
+    #: steps must yield now and then (see :meth:`yielder`); native threads are preempted.
+    cooperative = False
 
     def event(self) -> Event:
         raise NotImplementedError

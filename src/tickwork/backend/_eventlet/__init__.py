@@ -71,6 +71,7 @@ class EventletBackend(Backend):
     type = BackendType.EVENTLET
     threads_survive_fork = True
     default_pool_size = 10
+    cooperative = True
 
     def __init__(self) -> None:
         import eventlet
