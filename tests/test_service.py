@@ -372,6 +372,7 @@ _SCRIPT = textwrap.dedent("""
     class Svc(service.Service):
         def start(self):
             say("started", os.getpid(), backend.get_backend_type().value)
+            time.sleep(float(os.environ.get("SLOW_START", "0")))  # a service slow to start
             super().start()
 
         def reset(self):
@@ -443,6 +444,9 @@ class _Proc:
         self._reader.join(BOUND)
         return rc
 
+    def __repr__(self):  # what a failed assertion on finish() shows
+        return "<process, output:\n" + "\n".join(self.lines) + "\n>"
+
     def kill(self):
         if self.p.poll() is None:
             self.p.kill()
@@ -510,6 +514,17 @@ def test_process_launcher_respawns_a_killed_worker_and_stops_on_sigterm(backend,
     assert time.monotonic() - started < 5
     for pid in workers:
         assert not _alive(pid)
+
+
+@pytest.mark.parametrize("mode", ["fork", "spawn"])
+def test_a_sigterm_while_the_workers_start_stops_them_cleanly(backend, script, mode):
+    # The workers are still in their services' start() when the SIGTERM reaches them:
+    # it is recorded and handled once they run, not their default action (death).
+    proc = script(backend.value, workers=2, mode=mode,
+                  env=dict(os.environ, SLOW_START="1.0"))
+    proc.wait_for(lambda: len(proc.words("started")) == 2)
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 0, proc
 
 
 def test_no_fork_runs_the_service_in_the_launching_process(backend, script):
