@@ -367,7 +367,7 @@ def scale_report(jobs: list[Job]) -> str:
         if not values:
             error = group[0].error or ""
             return "timed out" if "timed out" in error else _fmt(_value(group[0], key))
-        return _fmt(_util.median(values) if len(values) > 1 else values[0])
+        return _fmt(_util.median(values))
 
     def paired_ratio(tw: list[Job], limit: list[Job], key: str) -> str:
         # Round by round (the jobs of a round ran next to each other), then the median.

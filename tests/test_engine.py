@@ -384,6 +384,34 @@ def test_a_patched_time_monotonic_does_not_hang_the_engine():
         assert done.wait() is True
 
 
+def test_a_loop_whose_next_step_cannot_be_planned_ends_with_the_error(monkeypatch):
+    # A last resort: planning a loop's next deadline raised.  Its waiter gets the
+    # error, and the worker lives on for the other loops.
+    victim_ticks, other_ticks = [], []
+    victim = loopingcall.FixedIntervalLoopingCall(lambda: victim_ticks.append(1))
+    other = loopingcall.FixedIntervalLoopingCall(lambda: other_ticks.append(1))
+    plan = _engine.LoopDriver._deadline
+
+    def deadline(self, timeout):
+        if self.loop is victim:
+            raise RuntimeError("no deadline")
+        return plan(self, timeout)
+
+    monkeypatch.setattr(_engine.LoopDriver, "_deadline", deadline)
+    # A patched time.monotonic (moving with the real one) makes each deadline planned
+    # through LoopDriver._deadline.
+    monkeypatch.setattr(time, "monotonic", lambda: _real_monotonic())
+    other_done = other.start(0.005)
+    victim_done = victim.start(0.005)
+    with pytest.raises(RuntimeError, match="no deadline"):
+        victim_done.wait(BOUND)
+    assert victim_ticks == [1] and victim._thread is None
+    seen = len(other_ticks)
+    assert wait_for(lambda: len(other_ticks) >= seen + 5)
+    other.stop()
+    assert other_done.wait() is True
+
+
 def test_a_forked_child_gets_an_engine_of_its_own():
     import os
 

@@ -209,24 +209,32 @@ class Engine:
             # One step of the holder's loop: the function runs once.
             try:
                 timeout = next(holder._gen)
-            except BaseException as exc:  # the loop has ended
-                holder._end(exc)
+                planned = holder.loop._planned
+                # time.monotonic patched, or another clock installed: schedule converts.
+                converted = time_module.monotonic is not _real_monotonic or \
+                    clock_module._active is not real_clock
+                if converted:
+                    deadline = holder._deadline(timeout)
+                # LoopDriver._deadline on the real clock, inlined (once per run).
+                elif planned is not None and planned[0] == timeout:
+                    deadline = planned[1]
+                else:
+                    deadline = _real_monotonic() + (timeout if timeout > 0 else 0.0)
+            except BaseException as exc:
+                # The loop has ended, or (a last resort) planning its next step failed:
+                # whoever waits hears of it, and the worker goes on.
+                try:
+                    holder._end(exc)
+                except BaseException:
+                    LOG.exception("tickwork timer engine: ending loop %r failed", holder.name)
                 holder = None
                 continue
-            planned = holder.loop._planned
-            if time_module.monotonic is not _real_monotonic or \
-                    clock_module._active is not real_clock:
-                # time.monotonic patched, or another clock installed: convert.
-                self.schedule(holder._deadline(timeout), holder)
+            if converted:
+                self.schedule(deadline, holder)
                 if holder._stop:
                     self.expedite(holder)
                 holder = None
                 continue
-            # LoopDriver._deadline on the real clock, inlined (once per run).
-            if planned is not None and planned[0] == timeout:
-                deadline = planned[1]
-            else:
-                deadline = _real_monotonic() + (timeout if timeout > 0 else 0.0)
             seq = next(seqs)
             entry = (deadline, seq, holder)
             now = _real_monotonic()
@@ -272,7 +280,7 @@ class Engine:
                     busy = self._workers - len(self._idle)
                     try:
                         head = jobs[0]
-                    except IndexError:  # taken meanwhile (workers pop jobs without the lock)
+                    except IndexError:  # no job (workers pop them without the lock): the heap's
                         head = heap[0] if heap else None
                     if busy <= 0 or head is seen_head:
                         if self._idle:
