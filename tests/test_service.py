@@ -384,6 +384,13 @@ _SCRIPT = textwrap.dedent("""
 
     def main():
         backend.init_backend(sys.argv[1])
+        if os.environ.get("SLOW_CHILD"):  # a worker slow between its fork and its loop
+            run_child = service.ProcessLauncher._run_child
+
+            def slow_run_child(self, svc):
+                time.sleep(float(os.environ["SLOW_CHILD"]))
+                run_child(self, svc)
+            service.ProcessLauncher._run_child = slow_run_child
         workers, timeout, hang = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "hang"
         mode = sys.argv[5] if len(sys.argv) > 5 else "fork"
         conf = cfg.ConfigOpts()
@@ -525,6 +532,21 @@ def test_a_sigterm_while_the_workers_start_stops_them_cleanly(backend, script, m
     proc.wait_for(lambda: len(proc.words("started")) == 2)
     proc.signal(signal.SIGTERM)
     assert proc.finish() == 0, proc
+
+
+@pytest.mark.parametrize("mode", ["fork", "spawn"])
+def test_a_sigterm_before_the_workers_have_handlers_stops_them_cleanly(backend, script, mode):
+    # The SIGTERM reaches the workers right after their fork (a fresh interpreter
+    # still importing, with spawn): a forked one holds it back until its handlers
+    # are in and then stops cleanly; a spawned one ended by it before it started
+    # anything counts as stopped, not failed.
+    proc = script(backend.value, workers=2, mode=mode, env=dict(os.environ, SLOW_CHILD="1.0"))
+    proc.wait_for(lambda: proc.words("parent"))
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 0, proc
+    assert proc.words("exit") == [["None"]], proc
+    if mode == "fork":  # a spawned one may die of it while importing, before it starts
+        assert len([line for line in proc.lines if "Child caught SIGTERM" in line]) == 2, proc
 
 
 def test_no_fork_runs_the_service_in_the_launching_process(backend, script):

@@ -31,7 +31,13 @@ from tickwork._services import (
     _check_service_base,
     _register,
 )
-from tickwork._signals import SignalHandler, StopPolicy, _flush_std, _signal_name
+from tickwork._signals import (
+    SignalHandler,
+    StopPolicy,
+    _flush_std,
+    _signal_name,
+    block_stop_signals,
+)
 from tickwork.backend import get_backend
 
 LOG = logging.getLogger("tickwork.service")
@@ -289,12 +295,18 @@ class ProcessLauncher:
             wrap.forktimes.pop(0)
         wrap.forktimes.append(time.monotonic())
         _flush_std()
-        if self.start_method == "spawn":
-            pid = self._spawn_child(wrap.service)
-        else:
-            pid = os.fork()
-            if pid == 0:
-                self._run_child(wrap.service)
+        # The child starts with the stop signals held back; it lets them through
+        # once its handlers are in (see tickwork._worker.main).
+        mask = block_stop_signals()
+        try:
+            if self.start_method == "spawn":
+                pid = self._spawn_child(wrap.service)
+            else:
+                pid = os.fork()
+                if pid == 0:
+                    self._run_child(wrap.service)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         LOG.debug("Started child %d", pid)
         wrap.children.add(pid)
         self.children[pid] = wrap
@@ -394,7 +406,11 @@ class ProcessLauncher:
             pid = next(iter(self.children))
             try:
                 _, status = os.waitpid(pid, 0)
-                if status:
+                # Ended by the SIGTERM sent to stop it is a clean stop: a spawned
+                # worker has no handler for it until it has imported its code
+                # (and it starts its service only once it has).
+                if status and not (os.WIFSIGNALED(status)
+                                   and os.WTERMSIG(status) == signal.SIGTERM):
                     self.failed_children += 1
             except ChildProcessError:
                 pass

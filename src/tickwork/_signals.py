@@ -49,6 +49,25 @@ def _flush_std() -> None:
             pass
 
 
+#: The signals that stop (or reload) a launcher's services.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
+def block_stop_signals() -> set[signal.Signals]:
+    """Hold back :data:`STOP_SIGNALS` in this thread; the mask to restore.
+
+    Around starting a worker process: the child inherits the mask (across
+    ``exec`` as well) and lets the signals through once its own handlers are
+    in, so a signal sent while it starts is acted on, not lost or fatal.
+    """
+    return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def unblock_stop_signals() -> None:
+    """Let :data:`STOP_SIGNALS` through in this thread (the held ones arrive now)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def _in_main_thread() -> bool:
     """Whether signal handlers can be installed here (the real main thread)."""
     current = signal.getsignal(signal.SIGCHLD)
@@ -101,6 +120,7 @@ class SignalHandler(metaclass=Singleton):
         self._signal_handlers: dict[int, list[Callable[..., Any]]] = (
             collections.defaultdict(list))
         self._previous: dict[int, Any] = {}
+        self._pid = os.getpid()  # the process whose handlers these are
         # As in oslo.service: whether the unpatched select module has poll()
         # (then the eventlet hub may sleep in poll through a signal).  The
         # wake-up pipe below wakes the waiting loop either way; kept for code
@@ -123,7 +143,14 @@ class SignalHandler(metaclass=Singleton):
         _installed_wakeup_fd[0] = self._write_fd
 
     def _after_fork(self) -> None:
-        """In a forked child: forget the parent's handlers and pipe."""
+        """In a forked child: forget the parent's handlers and pipe.
+
+        Once per process: a no-op in the process that made them, or when it
+        ran here already (so handlers installed since are kept).
+        """
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
         self.clear()
         if _installed_wakeup_fd[0] == self._write_fd:
             try:

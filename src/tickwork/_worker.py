@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from oslo_log import log as logging
 
-from tickwork._signals import StopPolicy, _flush_std, _signal_name
+from tickwork._signals import (
+    StopPolicy,
+    _flush_std,
+    _signal_name,
+    block_stop_signals,
+    unblock_stop_signals,
+)
 from tickwork.backend import get_backend
 
 if TYPE_CHECKING:
@@ -59,13 +65,18 @@ def main(parent: ProcessLauncher, service: ServiceBase) -> int:
     """The worker's loop; its exit status."""
     from tickwork import service as face  # patch points (_is_sighup_and_daemon) live there
 
-    launcher = parent.launcher = parent._child_process(service)
     handler = parent.signal_handler
-    launcher.services._on_change = handler.wake
     policy = StopPolicy(lambda: parent.conf.graceful_shutdown_timeout)
+    # The worker's handlers go in before its service starts, and only then are
+    # the stop signals (held back since the fork) let through: a SIGTERM sent
+    # while the worker starts is recorded and acted on, not its default action.
+    handler._after_fork()
+    _listen(handler, policy)
+    unblock_stop_signals()
+    launcher = parent.launcher = parent._child_process(service)
+    launcher.services._on_change = handler.wake
     while True:
-        handler.replace({"SIGTERM": policy.record, "SIGHUP": policy.record})
-        handler.ignore("SIGINT")
+        _listen(handler, policy)
         parent_died = False
         while policy.caught is None and not launcher.services.stopped and \
                 not launcher.services.failed:
@@ -94,6 +105,11 @@ def main(parent: ProcessLauncher, service: ServiceBase) -> int:
         return status
 
 
+def _listen(handler: Any, policy: StopPolicy) -> None:
+    handler.replace({"SIGTERM": policy.record, "SIGHUP": policy.record})
+    handler.ignore("SIGINT")
+
+
 def spawned(backend_type: str, payload: bytes) -> None:
     """A worker started with ``start_method='spawn'`` (a fresh interpreter)."""
     import multiprocessing
@@ -101,6 +117,9 @@ def spawned(backend_type: str, payload: bytes) -> None:
     from tickwork import backend as _backend
     from tickwork._launchers import ProcessLauncher
 
+    # The stop signals wait for the worker's handlers (see main), not the launcher's
+    # made here: those would record a SIGTERM the worker never acts on.
+    block_stop_signals()
     if _backend.get_backend_type() is None:
         _backend.init_backend(backend_type)
     conf, restart_method, service = pickle.loads(payload)
