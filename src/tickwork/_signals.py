@@ -53,7 +53,7 @@ def _flush_std() -> None:
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
 
-def block_stop_signals() -> set[signal.Signals]:
+def block_stop_signals() -> Iterable[int]:
     """Hold back :data:`STOP_SIGNALS` in this thread; the mask to restore.
 
     Around starting a worker process: the child inherits the mask (across
