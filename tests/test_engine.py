@@ -78,6 +78,35 @@ def test_ten_thousand_idle_loops_hold_fewer_than_a_hundred_threads(backend):
     assert all(loop._thread is None for loop in loops)
 
 
+def test_loops_on_one_period_share_a_lane_and_keep_the_heap_small(backend):
+    # 400 loops on one period and 10 on another, started in a scramble of
+    # initial delays, plus a dynamic loop: each lane's entries come in order, so
+    # the heap holds little more than the two lanes' heads; every loop keeps its
+    # grid and is stopped as usual.
+    runs = {}
+
+    def body_for(key):
+        def body():
+            runs[key] = runs.get(key, 0) + 1
+        return body
+
+    loops = [loopingcall.FixedIntervalLoopingCall(body_for(i)) for i in range(410)]
+    events = [loop.start(0.2 if i < 400 else 0.3, initial_delay=(i * 7919 % 400) / 4000)
+              for i, loop in enumerate(loops)]
+    dynamic = loopingcall.DynamicLoopingCall(lambda: 0.05)
+    dynamic_done = dynamic.start()
+    engine = _engine.get_engine()
+    assert wait_for(lambda: all(runs.get(i, 0) >= 3 for i in range(410)), 30)
+    with engine._lock:
+        heap, lanes = len(engine._heap), {p: len(lane) for p, lane in engine._lanes.items()}
+    assert engine.stats()["scheduled"] >= 400  # the ones between their runs
+    assert heap < 50, (heap, lanes)  # the lane heads, the dynamic loop, stragglers
+    assert {0.2, 0.3} <= set(lanes)
+    for loop in [*loops, dynamic]:
+        loop.stop()
+    assert all(event.wait() is True for event in [*events, dynamic_done])
+
+
 @pytest.mark.parametrize("kind", ["fixed", "dynamic"])
 def test_a_blocked_body_delays_no_other_loop(kind):
     release = threading.Event() if backend_mod.get_backend_type() is \

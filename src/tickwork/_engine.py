@@ -17,6 +17,12 @@ How it works
   cooperative backend (eventlet) a worker yields between two runs when another
   greenthread is ready, or 5 ms after it last did: a burst of due loops does
   not hold the hub.
+* Loops on a fixed period keep their entries in a *lane*, one per period: in
+  a lane each next deadline is one period after the last, so it comes in
+  order and is appended, and only the lane's head is in the heap (when it
+  is popped the lane's next entry takes its place).  The heap holds the lane
+  heads and the entries that came out of order (or of loops with no fixed
+  period): thousands of loops at one period cost a heap of a few entries.
 * A loop is a *holder* with at most one entry pending: ``holder._token`` is
   the sequence number of its live heap entry (None: none).  ``stop()`` sets
   the loop's event, whose listener runs the pending step at once
@@ -41,6 +47,7 @@ import logging
 import math
 import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -71,8 +78,11 @@ class Engine:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
         self._lock = backend.original_module("threading").Lock()
-        # (real due time, seq, holder): pending while holder._token == seq
+        # (real due time, seq, holder): pending while holder._token == seq.  Each
+        # non-empty lane's head is in the heap too (see _push and _pop).
         self._heap: list[tuple[float, int, Any]] = []
+        self._lanes: weakref.WeakValueDictionary[float, deque[tuple[float, int, Any]]] = (
+            weakref.WeakValueDictionary())
         self._seq = itertools.count()
         self._wake = backend.event()
         self._wake_at = math.inf
@@ -92,13 +102,45 @@ class Engine:
             deadline = _real_monotonic() + (deadline - now) if deadline > now else -math.inf
         seq = next(self._seq)
         with self._lock:
-            heapq.heappush(self._heap, (deadline, seq, holder))
+            self._push((deadline, seq, holder))
             holder._token = seq
             kick = deadline < self._wake_at
             if kick:
                 self._wake_at = deadline
         if kick:
             self._kick()
+
+    def lane(self, period: float) -> deque[tuple[float, int, Any]]:
+        """The lane of the loops on ``period`` (made on first use; it lives while
+        a loop holds it)."""
+        with self._lock:
+            lane = self._lanes.get(period)
+            if lane is None:
+                lane = self._lanes[period] = deque()
+            return lane
+
+    def _push(self, entry: tuple[float, int, Any]) -> None:
+        """Add a heap entry (under the lock): to its loop's lane when it comes in
+        order there, else to the heap."""
+        lane = entry[2]._lane
+        if lane is None or lane and lane[-1][0] > entry[0]:
+            heapq.heappush(self._heap, entry)
+        else:
+            if not lane:
+                heapq.heappush(self._heap, entry)  # the lane's head
+            lane.append(entry)
+
+    def _pop(self) -> tuple[float, int, Any]:
+        """Take the earliest entry off the heap (under the lock); the next entry of
+        its lane, if it was a lane's head, takes its place."""
+        heap = self._heap
+        entry = heapq.heappop(heap)
+        lane = entry[2]._lane
+        if lane and lane[0] is entry:
+            lane.popleft()
+            if lane:
+                heapq.heappush(heap, lane[0])
+        return entry
 
     def _kick(self) -> None:
         """Wake the scheduler to look at the heap again, starting it if it is not running.
@@ -155,7 +197,7 @@ class Engine:
         lock = self._lock
         heappush = heapq.heappush
         heappop = heapq.heappop
-        heappushpop = heapq.heappushpop
+        take = self._pop
         seqs = self._seq
         flag = self._backend.event()
         sleep = self._backend.native_sleep
@@ -179,7 +221,7 @@ class Engine:
                     lead = 0.0
                     with lock:
                         if heap and heap[0][0] <= now:
-                            _, seq, holder = heappop(heap)
+                            _, seq, holder = take()
                             if holder._token != seq:
                                 holder = None
                                 continue  # expedited already
@@ -238,17 +280,30 @@ class Engine:
             seq = next(seqs)
             entry = (deadline, seq, holder)
             now = _real_monotonic()
+            lane = holder._lane
             with lock:
                 holder._token = seq
                 kick = deadline < self._wake_at
                 if kick:
                     self._wake_at = deadline
-                if jobs or not heap or heap[0][0] > now:
+                # Push this loop's next deadline, then take the due head (if any):
+                # _push and _pop, inlined.
+                if lane is None or lane and lane[-1][0] > deadline:
                     heappush(heap, entry)
+                else:
+                    if not lane:
+                        heappush(heap, entry)
+                    lane.append(entry)
+                if jobs or heap[0][0] > now:
                     due = None
                 else:
-                    # Push this loop's next deadline and pop the due head in one go.
-                    _, seq, due = heappushpop(heap, entry)
+                    first = heappop(heap)
+                    _, seq, due = first
+                    lane = due._lane
+                    if lane and lane[0] is first:
+                        lane.popleft()
+                        if lane:
+                            heappush(heap, lane[0])
                     if due._token == seq:
                         due._token = None
                     else:
@@ -274,7 +329,7 @@ class Engine:
             with lock:
                 now = _real_monotonic()
                 while heap and heap[0][2]._token != heap[0][1]:
-                    heapq.heappop(heap)  # expedited entries
+                    self._pop()  # expedited entries
                 next_due = heap[0][0] if heap else math.inf
                 if jobs or next_due <= now + LEAD:
                     busy = self._workers - len(self._idle)
@@ -317,7 +372,9 @@ class Engine:
     def stats(self) -> dict[str, int]:
         """Scheduled entries, queued calls, workers and idle workers, now."""
         with self._lock:
-            return {"scheduled": sum(1 for e in self._heap if e[2]._token == e[1]),
+            # A lane's head is in the heap too: counted there.
+            lanes = [e for lane in self._lanes.values() for e in list(lane)[1:]]
+            return {"scheduled": sum(1 for e in self._heap + lanes if e[2]._token == e[1]),
                     "queued": len(self._jobs),
                     "workers": self._workers, "idle_workers": len(self._idle)}
 
@@ -369,11 +426,11 @@ class LoopDriver:
     ``_sleep`` would have waited for (see :meth:`_deadline`).
     """
 
-    __slots__ = ("_abort", "_clock", "_engine", "_gen", "_token", "done", "loop",
+    __slots__ = ("_abort", "_clock", "_engine", "_gen", "_lane", "_token", "done", "loop",
                  "name", "_stop", "__weakref__")
 
     def __init__(self, loop: Any, gen: Generator[float, None, None], engine: Engine,
-                 name: str) -> None:
+                 name: str, period: float | None = None) -> None:
         self.loop = loop
         self.name = name
         self.done: DoneEvent = loop.done
@@ -384,6 +441,8 @@ class LoopDriver:
         # The clock the loop keeps its deadlines on, even if another is installed later.
         self._clock = _clock.get_clock()
         self._token: int | None = None
+        #: The engine's lane of the loops on ``period`` (None: the loop has no fixed one).
+        self._lane = engine.lane(period) if period is not None else None
         #: Set by stop() (through the abort event's listener, before stop() returns).
         self._stop = False
 

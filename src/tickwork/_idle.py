@@ -96,12 +96,17 @@ class FixedGrid:
         return idle
 
 
-def planned_only(strategy: Any) -> None:
-    """Tell ``strategy`` that nobody sees its figures, only the deadlines it plans."""
+def planned_only(strategy: Any) -> float | None:
+    """Tell ``strategy`` that nobody sees its figures, only the deadlines it plans.
+
+    Returns the period of the grid it plans on (None: it has none).
+    """
     if isinstance(strategy, WithTimeout):
         strategy = strategy.inner
     if isinstance(strategy, FixedGrid):
         strategy.figures = False
+        return strategy.interval
+    return None
 
 
 def _count_skipped(loop: LoopingCallBase, missed: int, interval: float, level: int,

@@ -256,10 +256,10 @@ class LoopingCallBase:
         if engine is not None:
             # No thread of its own: the clock's timer engine runs each step, and
             # waits for the deadlines the loop plans (no _sleep sees the figures).
-            _idle.planned_only(idle_for)
+            period = _idle.planned_only(idle_for)
             handle = _engine.LoopDriver(self, self._loop_steps(
                 idle_for, initial_delay=initial_delay, stop_on_exception=stop_on_exception),
-                engine, name)
+                engine, name, period)
         else:
             handle = self._backend.spawn(
                 self._run_loop,
