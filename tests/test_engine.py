@@ -98,7 +98,7 @@ def test_loops_on_one_period_share_a_lane_and_keep_the_heap_small(backend):
     engine = _engine.get_engine()
     assert wait_for(lambda: all(runs.get(i, 0) >= 3 for i in range(410)), 30)
     with engine._lock:
-        heap, lanes = len(engine._heap), {p: len(lane) for p, lane in engine._lanes.items()}
+        heap, lanes = len(engine._heap), {p: len(lane) for p, lane in engine._by_period.items()}
     assert engine.stats()["scheduled"] >= 400  # the ones between their runs
     assert heap < 50, (heap, lanes)  # the lane heads, the dynamic loop, stragglers
     assert {0.2, 0.3} <= set(lanes)

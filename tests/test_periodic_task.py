@@ -704,3 +704,30 @@ def test_other_threads_run_between_the_tasks_of_one_pass(conf, clock):
     manager.run_periodic_tasks(None)
     handle.wait(10)
     assert seen == ["first", "watcher", "second"]
+
+
+def test_tasks_on_one_spacing_share_a_lane_and_keep_the_heap_small(conf, clock):
+    """300 tasks at 4 s and 5 at 6 s: each runs at every one of its slots, in
+    declaration order, while the heap holds little more than the two spacings' heads."""
+    ran = []
+    namespace = {}
+    for i in range(305):
+        def task(self, context, i=i):
+            ran.append(i)
+        task.__name__ = f"task_{i:03d}"
+        namespace[task.__name__] = periodic_task.periodic_task(spacing=4 if i < 300 else 6)(task)
+    manager = type("Many", (PeriodicTasks,), namespace)(conf)
+    heaps, passes = [], {}
+    for second in range(1, 25):
+        clock.return_value = 1000.0 + second
+        before = len(ran)
+        manager.run_periodic_tasks(None)
+        passes[second] = ran[before:]
+        heaps.append(len(manager._periodic_heap))
+    assert all(ran.count(i) == 6 for i in range(300))
+    assert all(ran.count(i) == 4 for i in range(300, 305))
+    assert passes[12] == list(range(305))  # both spacings due: declaration order
+    assert passes[8] == list(range(300)) and passes[18] == list(range(300, 305))
+    assert max(heaps) <= 4, heaps  # the lane heads only
+    stats = manager.periodic_task_stats()
+    assert stats["task_000"].next_due == 1028.0 and stats["task_300"].next_due == 1030.0

@@ -17,12 +17,9 @@ How it works
   cooperative backend (eventlet) a worker yields between two runs when another
   greenthread is ready, or 5 ms after it last did: a burst of due loops does
   not hold the hub.
-* Loops on a fixed period keep their entries in a *lane*, one per period: in
-  a lane each next deadline is one period after the last, so it comes in
-  order and is appended, and only the lane's head is in the heap (when it
-  is popped the lane's next entry takes its place).  The heap holds the lane
-  heads and the entries that came out of order (or of loops with no fixed
-  period): thousands of loops at one period cost a heap of a few entries.
+* Loops on a fixed period keep their entries in the engine's lane for that
+  period (:mod:`tickwork._lanes`): thousands of loops at one period cost a
+  heap of a few entries, and a run's push is an append.
 * A loop is a *holder* with at most one entry pending: ``holder._token`` is
   the sequence number of its live heap entry (None: none).  ``stop()`` sets
   the loop's event, whose listener runs the pending step at once
@@ -52,6 +49,7 @@ from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from tickwork import _lanes
 from tickwork import clock as _clock
 
 if TYPE_CHECKING:
@@ -81,7 +79,7 @@ class Engine:
         # (real due time, seq, holder): pending while holder._token == seq.  Each
         # non-empty lane's head is in the heap too (see _push and _pop).
         self._heap: list[tuple[float, int, Any]] = []
-        self._lanes: weakref.WeakValueDictionary[float, deque[tuple[float, int, Any]]] = (
+        self._by_period: weakref.WeakValueDictionary[float, _lanes.Lane[Any]] = (
             weakref.WeakValueDictionary())
         self._seq = itertools.count()
         self._wake = backend.event()
@@ -110,36 +108,23 @@ class Engine:
         if kick:
             self._kick()
 
-    def lane(self, period: float) -> deque[tuple[float, int, Any]]:
+    def lane(self, period: float) -> _lanes.Lane[Any]:
         """The lane of the loops on ``period`` (made on first use; it lives while
         a loop holds it)."""
         with self._lock:
-            lane = self._lanes.get(period)
+            lane = self._by_period.get(period)
             if lane is None:
-                lane = self._lanes[period] = deque()
+                lane = self._by_period[period] = _lanes.Lane()
             return lane
 
     def _push(self, entry: tuple[float, int, Any]) -> None:
-        """Add a heap entry (under the lock): to its loop's lane when it comes in
-        order there, else to the heap."""
-        lane = entry[2]._lane
-        if lane is None or lane and lane[-1][0] > entry[0]:
-            heapq.heappush(self._heap, entry)
-        else:
-            if not lane:
-                heapq.heappush(self._heap, entry)  # the lane's head
-            lane.append(entry)
+        """Add a heap entry (under the lock), to its loop's lane if it has one."""
+        _lanes.push(self._heap, entry, entry[2]._lane)
 
     def _pop(self) -> tuple[float, int, Any]:
-        """Take the earliest entry off the heap (under the lock); the next entry of
-        its lane, if it was a lane's head, takes its place."""
-        heap = self._heap
-        entry = heapq.heappop(heap)
-        lane = entry[2]._lane
-        if lane and lane[0] is entry:
-            lane.popleft()
-            if lane:
-                heapq.heappush(heap, lane[0])
+        """Take the earliest entry off the heap (under the lock)."""
+        entry = heapq.heappop(self._heap)
+        _lanes.popped(self._heap, entry, entry[2]._lane)
         return entry
 
     def _kick(self) -> None:
@@ -287,7 +272,7 @@ class Engine:
                 if kick:
                     self._wake_at = deadline
                 # Push this loop's next deadline, then take the due head (if any):
-                # _push and _pop, inlined.
+                # _lanes.push and _lanes.popped, inlined (once per run).
                 if lane is None or lane and lane[-1][0] > deadline:
                     heappush(heap, entry)
                 else:
@@ -373,7 +358,7 @@ class Engine:
         """Scheduled entries, queued calls, workers and idle workers, now."""
         with self._lock:
             # A lane's head is in the heap too: counted there.
-            lanes = [e for lane in self._lanes.values() for e in list(lane)[1:]]
+            lanes = [e for lane in self._by_period.values() for e in list(lane)[1:]]
             return {"scheduled": sum(1 for e in self._heap + lanes if e[2]._token == e[1]),
                     "queued": len(self._jobs),
                     "workers": self._workers, "idle_workers": len(self._idle)}

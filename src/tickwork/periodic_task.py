@@ -29,7 +29,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from tickwork import _grid, _options, _policy_runs, _stats, backend, clockwatch, policies
+from tickwork import _grid, _lanes, _options, _policy_runs, _stats, backend, clockwatch, policies
 from tickwork import clock as _clock
 from tickwork import coordination as _coordination
 from tickwork import listeners as _listeners
@@ -93,7 +93,7 @@ class _TaskState:
     """Scheduling state of one task of one instance."""
 
     __slots__ = ("name", "index", "task", "anchor", "version", "running", "stats", "policy", "hung",
-                 "queued", "logged", "external")
+                 "queued", "logged", "external", "lane")
 
     def __init__(self, index: int, task: Callable[..., Any], stats: TaskStats) -> None:
         self.name = stats.name
@@ -110,6 +110,8 @@ class _TaskState:
         self.logged: set[str] = set()  # warnings given once (then debug)
         # external_process_ok: skipped where run_external_periodic_tasks is false.
         self.external = bool(getattr(task, "_periodic_external_ok", False))
+        #: The manager's lane of the tasks on this task's spacing (see tickwork._lanes).
+        self.lane: _lanes.Lane[Any] | None = None
 
 
 class _LastRunMap(dict[str, "float | None"]):
@@ -144,7 +146,9 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         self._periodic_lock = threading.Lock()
         self._periodic_state: dict[str, _TaskState] = {}
         # (due, index, version, state): a state's older entries (lower versions) are stale.
+        # The tasks on one spacing keep theirs in that spacing's lane, its head in the heap.
         self._periodic_heap: list[tuple[float, int, int, _TaskState]] = []
+        self._periodic_lanes: dict[float, _lanes.Lane[Any]] = {}
         self._periodic_listeners = _listeners.Listeners()
         self._periodic_recorder = StatsRecorder(self._periodic_state)
         self._periodic_suspend = clockwatch.SuspendTracker()
@@ -171,6 +175,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         spacing = self._periodic_spacing[name]
         state = _TaskState(len(self._periodic_state), task, TaskStats(name, spacing))
         state.stats.coordinated = getattr(task, "_periodic_coordinated", False)  # coordination
+        state.lane = self._periodic_lanes.setdefault(spacing, _lanes.Lane())
         self._periodic_state[name] = state
         if task._periodic_immediate:  # type: ignore[attr-defined]
             dict.__setitem__(self._periodic_last_run, name, None)
@@ -185,7 +190,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
     def _push(self, name: str, state: _TaskState, due: float) -> None:
         state.version += 1
         state.stats.next_due = due
-        heapq.heappush(self._periodic_heap, (due, state.index, state.version, state))
+        _lanes.push(self._periodic_heap, (due, state.index, state.version, state), state.lane)
 
     def _reschedule(self, name: str, last_run: float | None) -> None:
         with self._periodic_lock:
@@ -221,10 +226,13 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         """Pop every task due at ``current``: ``(index, name, state)``, in declaration order."""
         heap = self._periodic_heap
         pop = heapq.heappop
+        popped = _lanes.popped
         due: list[tuple[int, str, _TaskState]] = []
         with self._periodic_lock:
             while heap and heap[0][0] <= current:
-                _, index, version, state = pop(heap)
+                entry = pop(heap)
+                _, index, version, state = entry
+                popped(heap, entry, state.lane)
                 if state.version == version:  # else a stale entry
                     due.append((index, state.name, state))
         due.sort()  # by index: unique, so the names and states are never compared
@@ -236,7 +244,8 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             while heap:
                 if heap[0][3].version == heap[0][2]:
                     return max(0.0, min(DEFAULT_INTERVAL, heap[0][0] - current))
-                heapq.heappop(heap)
+                entry = heapq.heappop(heap)
+                _lanes.popped(heap, entry, entry[3].lane)
         return DEFAULT_INTERVAL
 
     def _begin(self, name: str, state: _TaskState, started: float) -> bool:

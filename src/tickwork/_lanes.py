@@ -1,0 +1,45 @@
+"""Lanes: a heap of deadlines that stays small when many entries share a period.
+
+The timer engine's loops and a manager's periodic tasks keep their pending
+deadlines as heap entries, tuples whose first item is the deadline.  Most
+owners come back one fixed period after their last deadline, so the entries
+of all the owners on one period come in order: a *lane* (a deque per
+period) holds them in that order, and only its head is in the heap.  When
+the head is taken off the heap the lane's next entry takes its place.  An
+entry that would break its lane's order (a late run, jitter, an owner whose
+period changed), or whose owner has no lane, goes to the heap itself.
+
+So N owners on K periods cost a heap of about K entries: a push is an
+append, taking the earliest entry is a pop off that small heap.  The heap's
+head is always the earliest entry overall.  Callers hold their own lock.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Any
+
+__all__ = ["Lane", "popped", "push"]
+
+#: The entries of the owners on one period, in deadline order.
+Lane = deque
+
+
+def push(heap: list[Any], entry: tuple[Any, ...], lane: deque[Any] | None) -> None:
+    """Add ``entry`` (its deadline first): to ``lane`` when it keeps the lane in order."""
+    if lane is None or lane and lane[-1][0] > entry[0]:
+        heapq.heappush(heap, entry)
+    else:
+        if not lane:
+            heapq.heappush(heap, entry)  # the lane's head
+        lane.append(entry)
+
+
+def popped(heap: list[Any], entry: tuple[Any, ...], lane: deque[Any] | None) -> None:
+    """``entry`` was just taken off ``heap``: if it headed ``lane``, the lane's next
+    entry takes its place in the heap."""
+    if lane and lane[0] is entry:
+        lane.popleft()
+        if lane:
+            heapq.heappush(heap, lane[0])
