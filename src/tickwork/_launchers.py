@@ -295,18 +295,18 @@ class ProcessLauncher:
             wrap.forktimes.pop(0)
         wrap.forktimes.append(time.monotonic())
         _flush_std()
-        # The child starts with the stop signals held back; it lets them through
-        # once its handlers are in (see tickwork._worker.main).
-        mask = block_stop_signals()
-        try:
-            if self.start_method == "spawn":
-                pid = self._spawn_child(wrap.service)
-            else:
+        if self.start_method == "spawn":
+            pid = self._spawn_child(wrap.service)
+        else:
+            # The forked child starts with the stop signals held back; it lets them
+            # through once its handlers are in (see tickwork._worker.main).
+            mask = block_stop_signals()
+            try:
                 pid = os.fork()
                 if pid == 0:
                     self._run_child(wrap.service)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         LOG.debug("Started child %d", pid)
         wrap.children.add(pid)
         self.children[pid] = wrap

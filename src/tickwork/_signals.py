@@ -56,9 +56,10 @@ STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 def block_stop_signals() -> Iterable[int]:
     """Hold back :data:`STOP_SIGNALS` in this thread; the mask to restore.
 
-    Around starting a worker process: the child inherits the mask (across
-    ``exec`` as well) and lets the signals through once its own handlers are
-    in, so a signal sent while it starts is acted on, not lost or fatal.
+    Around forking a worker: the child inherits the mask and lets the signals
+    through once its own handlers are in, so a signal sent while it starts is
+    acted on, not fatal.  (A spawned worker's fresh interpreter starts with
+    none held back; it holds them back itself as soon as it runs tickwork.)
     """
     return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 

@@ -106,6 +106,7 @@ def main(parent: ProcessLauncher, service: ServiceBase) -> int:
 
 
 def _listen(handler: Any, policy: StopPolicy) -> None:
+    """The worker's handlers: SIGTERM and SIGHUP go to ``policy``, SIGINT is ignored."""
     handler.replace({"SIGTERM": policy.record, "SIGHUP": policy.record})
     handler.ignore("SIGINT")
 
