@@ -15,7 +15,7 @@ from unittest import mock
 import pytest
 
 from tests._util import BOUND
-from tickwork import _engine, loopingcall, threadgroup
+from tickwork import _engine, clock, loopingcall, threadgroup
 from tickwork import backend as backend_mod
 from tickwork.backend.base import ThreadHandle
 from tickwork.fixture import FakeClock, SleepFixture
@@ -374,6 +374,16 @@ def test_overridden_elapsed_or_run_loop_keep_their_own_thread():
         assert isinstance(loop._thread, ThreadHandle), cls
         loop.stop()
         assert done.wait() is True
+
+    # Patched on one instance (a Mock, no method): that loop is told each run's watch.
+    loop = loopingcall.FixedIntervalLoopingCall(
+        mock.Mock(side_effect=[None, None, loopingcall.LoopingCallDone("own")]))
+    with mock.patch.object(loop, "_elapsed", return_value=0.0) as elapsed:
+        done = loop.start(0.001)
+        assert isinstance(loop._thread, ThreadHandle)
+        assert done.wait() == "own"
+    assert elapsed.call_count == 2
+    assert all(isinstance(call.args[0], clock.StopWatch) for call in elapsed.call_args_list)
 
 
 def test_sleep_fixture_loops_keep_their_threads():

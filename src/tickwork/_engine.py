@@ -180,6 +180,7 @@ class Engine:
         jobs = self._jobs
         heap = self._heap
         lock = self._lock
+        acquire, release = lock.acquire, lock.release
         heappush = heapq.heappush
         heappop = heapq.heappop
         take = self._pop
@@ -266,7 +267,9 @@ class Engine:
             entry = (deadline, seq, holder)
             now = _real_monotonic()
             lane = holder._lane
-            with lock:
+            # acquire/release, not `with`: no bound __exit__ made and dropped per run.
+            acquire()
+            try:
                 holder._token = seq
                 kick = deadline < self._wake_at
                 if kick:
@@ -293,6 +296,8 @@ class Engine:
                         due._token = None
                     else:
                         due = None  # expedited already
+            finally:
+                release()
             if kick:
                 self._kick()
             if holder._stop:  # stopped while the step ran: its next step runs now

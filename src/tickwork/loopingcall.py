@@ -279,11 +279,8 @@ class LoopingCallBase:
         """Whether the loop can run on the timer engine: ``_sleep``, ``_elapsed``
         and ``_run_loop`` are tickwork's own (none overridden or patched on the
         class or the instance), so nothing that watches them is bypassed."""
-        cls = type(self)
-        own = vars(self)
-        return (cls._sleep is _BASE_SLEEP and cls._elapsed is _BASE_ELAPSED
-                and cls._run_loop is _BASE_RUN_LOOP and "_sleep" not in own
-                and "_elapsed" not in own and "_run_loop" not in own)
+        return (_is_own(self, "_sleep", _BASE_SLEEP) and _is_own(self, "_elapsed", _BASE_ELAPSED)
+                and _is_own(self, "_run_loop", _BASE_RUN_LOOP))
 
     def _safe(self, func: Callable[..., Any], func_name: str) -> Callable[..., Any]:
         def run_logging_failures(*args: Any, **kw: Any) -> Any:
@@ -343,8 +340,7 @@ class LoopingCallBase:
         real_clock = _clock.REAL_CLOCK
         # A patched or overridden _elapsed is told each run's StopWatch; tickwork's own
         # is the difference of the two readings, taken here directly.
-        watch = None if (type(self)._elapsed is _BASE_ELAPSED
-                         and "_elapsed" not in vars(self)) else _clock.StopWatch()
+        watch = None if _is_own(self, "_elapsed", _BASE_ELAPSED) else _clock.StopWatch()
         try:
             if initial_delay:
                 self._plan(initial_delay, _clock.monotonic() + initial_delay)
@@ -406,6 +402,17 @@ class LoopingCallBase:
             self._thread = None
             self._planned = None
             self._loop_frame = None
+
+
+def _is_own(loop: LoopingCallBase, name: str, base: Callable[..., Any]) -> bool:
+    """Whether ``loop.<name>`` is tickwork's ``base`` method, neither overridden
+    nor patched on the class or the instance.
+
+    Looked up as an attribute, not in ``vars(loop)``: reading an instance's
+    ``__dict__`` makes every later attribute store on it several times slower.
+    """
+    method = getattr(loop, name)
+    return getattr(method, "__func__", None) is base and getattr(method, "__self__", None) is loop
 
 
 _BASE_SLEEP = LoopingCallBase._sleep
