@@ -562,12 +562,12 @@ def test_nova_like_manager_runs_24_virtual_hours_under_a_real_service(caplog):
     again, _ = _run_nova_like_day(seed=1)
     assert again == runs
     assert {name: len(times) for name, times in runs.items()} == {
-        "_heal_instance_info_cache": 8640, "_check_instance_build_time": 1439,
-        "_sync_scheduler_instance_info": 719, "_poll_rebooting_instances": 1439,
-        "_poll_rescued_instances": 1439, "_poll_unconfirmed_resizes": 1440,
+        "_heal_instance_info_cache": 8640, "_check_instance_build_time": 1440,
+        "_sync_scheduler_instance_info": 719, "_poll_rebooting_instances": 1440,
+        "_poll_rescued_instances": 1440, "_poll_unconfirmed_resizes": 1439,
         "_poll_shelved_instances": 23, "_instance_usage_audit": 1439,
         "_poll_bandwidth_usage": 143, "_poll_volume_usage": 1439, "_sync_power_states": 143,
-        "_reclaim_queued_deletes": 1439, "update_available_resource": 1441,
+        "_reclaim_queued_deletes": 1439, "update_available_resource": 1440,
         "_cleanup_running_deleted_instances": 47, "_run_image_cache_manager_pass": 35,
         "_run_pending_deletes": 287, "_cleanup_incomplete_migrations": 2,
     }

@@ -191,7 +191,7 @@ class Engine:
         clock_module = _clock
         time_module = time
         # Greenthreads: a burst of due loops must not keep the others from running.
-        maybe_yield = self._backend.yielder() if self._backend.cooperative else None
+        maybe_yield = self._backend.yielder()
         now = _real_monotonic()
         holder: Any = None
         while True:

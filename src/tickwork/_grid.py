@@ -23,11 +23,15 @@ from collections.abc import Callable
 
 from tickwork import clock as _clock
 
-__all__ = ["MAX_JITTER", "current_slot", "draw", "drawer", "jitter", "next_slot", "slots_since"]
+__all__ = ["MAX_JITTER", "NO_JITTER_BELOW", "current_slot", "draw", "drawer", "jitter",
+           "next_slot", "slots_since"]
 
 #: The largest jitter, as a fraction of the period (oslo.service's 5%).
 MAX_JITTER = 1 / 20
 _JITTER_DIVISOR = 20  # jitter() divides by it, exactly as oslo.service does
+#: Periods shorter than this (seconds) never get jitter (:func:`jitter` rounds it
+#: down to 0 for any fraction up to 1): callers need not draw a fraction for them.
+NO_JITTER_BELOW = float(_JITTER_DIVISOR)
 
 #: Slack on :func:`next_slot`'s "at or after now", in periods: a slot falling
 #: due right now (up to float rounding) counts as still ahead.

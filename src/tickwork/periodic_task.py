@@ -285,9 +285,14 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             boundary = decision.boundary
             run = decision.run
         state.anchor = boundary
-        jitter = 0 if anchor is None else _grid.jitter(spacing, draw())
+        jitter = (0 if anchor is None or spacing < _grid.NO_JITTER_BELOW
+                  else _grid.jitter(spacing, draw()))
         dict.__setitem__(self._periodic_last_run, name, boundary + jitter)
-        self._push(name, state, boundary + spacing + jitter)
+        # self._push(name, state, next_due), inlined (once per due task).
+        next_due = boundary + spacing + jitter
+        version = state.version = state.version + 1
+        stats.next_due = next_due
+        _lanes.push(self._periodic_heap, (next_due, state.index, version, state), state.lane)
         if not run:
             return False
         if state.running and (state.hung or policy.overlap != "parallel"):
@@ -416,6 +421,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         # Read once per pass: the loop below runs once per due task.
         maybe_yield = backend.get_backend().yielder()
         lock = self._periodic_lock
+        acquire, release = lock.acquire, lock.release
         listeners = self._periodic_listeners
         clock_now = (time.monotonic if _clock.get_clock() is _clock.REAL_CLOCK
                      else _clock.monotonic)
@@ -428,13 +434,16 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         for index, name, state in due:
             if first:
                 first = False
-            else:
-                maybe_yield()  # let other (green)threads run between tasks
+            elif maybe_yield is not None:
+                maybe_yield()  # let other greenthreads run between tasks
             if (state.external or state.stats.coordinated) and not self._screen(
                     name, state, current):
                 continue
-            with lock:
+            acquire()  # not `with`: no bound __exit__ made and dropped per task
+            try:
                 run = begin(name, state, current, events, draw)
+            finally:
+                release()
             if events:
                 for kind, fields in events:
                     listeners.emit(kind, self, name, **fields)

@@ -233,15 +233,17 @@ class Backend:
         """Let other threads of this backend run before going on."""
         self.native_sleep(0)
 
-    def yielder(self) -> Callable[[], None]:
+    def yielder(self) -> Callable[[], None] | None:
         """A ``maybe_yield()`` for one loop over many short steps (a pass over due tasks).
 
         Call it between two steps: it lets other threads run when that is worth it.
-        Here it is :meth:`yield_now`; a backend may yield only when another of its
-        threads is ready to run, or some milliseconds have passed since it last did.
-        Make one per loop, on the thread that runs the loop.
+        None when the backend is not :attr:`cooperative` (its threads are preempted:
+        there is nothing to call).  Otherwise :meth:`yield_now` here; a backend may
+        yield only when another of its threads is ready to run, or some
+        milliseconds have passed since it last did.  Make one per loop, on the
+        thread that runs the loop.
         """
-        return self.yield_now
+        return self.yield_now if self.cooperative else None
 
     def spawn(
         self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
