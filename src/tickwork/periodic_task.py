@@ -420,8 +420,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             return self._idle_for(current)
         # Read once per pass: the loop below runs once per due task.
         maybe_yield = backend.get_backend().yielder()
-        lock = self._periodic_lock
-        acquire, release = lock.acquire, lock.release
+        acquire, release = self._periodic_lock.acquire, self._periodic_lock.release
         listeners = self._periodic_listeners
         clock_now = (time.monotonic if _clock.get_clock() is _clock.REAL_CLOCK
                      else _clock.monotonic)
