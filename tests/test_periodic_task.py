@@ -410,6 +410,23 @@ def test_runs_land_on_the_grid_with_up_to_five_percent_jitter(clock, conf):
     assert _due(serv, "tick") == 1600
 
 
+@pytest.mark.parametrize(("spacing", "jitter"), [(19.5, 0), (20, 1), (40, 2)])
+def test_jitter_starts_at_a_spacing_of_20_seconds(clock, conf, spacing, jitter):
+    # oslo.service's jitter is whole seconds up to 5% of the spacing: a spacing of
+    # 20 s gets 1 s at the largest draw, anything shorter never gets any.
+    class Manager(PeriodicTasks):
+        @periodic_task.periodic_task(spacing=spacing)
+        def tick(self, context):
+            pass
+
+    serv = Manager(conf)  # created at 1000
+    with mock.patch("random.random", return_value=1.0):
+        clock.return_value = 1000 + spacing
+        serv.run_periodic_tasks(None)
+    assert serv._periodic_last_run["tick"] == 1000 + spacing + jitter
+    assert _due(serv, "tick") == 1000 + 2 * spacing + jitter
+
+
 def test_jitter_does_not_accumulate(clock, conf):
     class Manager(PeriodicTasks):
         @periodic_task.periodic_task(spacing=60)
