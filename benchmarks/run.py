@@ -369,11 +369,18 @@ def scale_report(jobs: list[Job]) -> str:
             return "timed out" if "timed out" in error else _fmt(_value(group[0], key))
         return _fmt(_util.median(values))
 
+    def round_ratios(tw: list[Job], limit: list[Job], key: str) -> list[float]:
+        # Round by round: the jobs of a round ran next to each other.
+        return [a.result[key] / b.result[key] for a, b in zip(tw, limit, strict=False)
+                if a.result is not None and b.result is not None and b.result[key]]
+
     def paired_ratio(tw: list[Job], limit: list[Job], key: str) -> str:
-        # Round by round (the jobs of a round ran next to each other), then the median.
-        ratios = [a.result[key] / b.result[key] for a, b in zip(tw, limit, strict=False)
-                  if a.result is not None and b.result is not None and b.result[key]]
+        ratios = round_ratios(tw, limit, key)
         return _ratio(_util.median(ratios), 1.0) if ratios else "-"
+
+    def ratio_range(tw: list[Job], limit: list[Job], key: str) -> str:
+        ratios = round_ratios(tw, limit, key)
+        return f"{_ratio(min(ratios), 1.0)}-{_ratio(max(ratios), 1.0)}" if ratios else "-"
 
     for loops in dict.fromkeys(j.args[1] for j in jobs):
         for backend in dict.fromkeys(b for b, _ in SCALE_CASES):
@@ -388,10 +395,15 @@ def scale_report(jobs: list[Job]) -> str:
                     rows.append([loops, backend, f"tickwork/{limit}",
                                  paired_ratio(tw, group, "p99_ms"), "-", "-",
                                  paired_ratio(tw, group, "cpu_s"), "-", "-", "-"])
+                    if len(round_ratios(tw, group, "p99_ms")) > 1:
+                        # How far the rounds' ratios spread: this machine's noise.
+                        rows.append([loops, backend, "(rounds)",
+                                     ratio_range(tw, group, "p99_ms"), "-", "-",
+                                     ratio_range(tw, group, "cpu_s"), "-", "-", "-"])
     window = next((j.result["window"] for j in jobs if j.result), float("nan"))
     rounds = max((len(runs(j.args[1], j.backend, j.lib)) for j in jobs), default=1)
-    medians = (f"; medians of {rounds} rounds, ratios the median of each round's ratio"
-               if rounds > 1 else "")
+    medians = (f"; medians of {rounds} rounds, ratios the median of each round's ratio, "
+               "(rounds) the lowest and highest of them" if rounds > 1 else "")
     return (f"Fixed-interval loops at 1 s, all due together, for a {window:g} s window "
             "(lateness of each run after its slot; kept: runs that ran of those due; CPU "
             "and RSS growth over the window; threads: peak OS threads; heap: one thread "
