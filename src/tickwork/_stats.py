@@ -85,12 +85,16 @@ def summary_line(manager: str, stats: Mapping[str, TaskStats]) -> str:
 class StatsRecorder(_listeners.Listener):
     """Keeps the :class:`TaskStats` of one manager's tasks from their run events.
 
-    A listener: its ``run_*`` methods take a :class:`~tickwork.listeners.RunEvent`.
-    The manager calls the methods of the same names without ``run_`` directly,
-    with the event's fields and the task's stats, so a run costs no event when
-    the recorder is its only listener; it calls them before any other listener
-    gets the event (the start of a run and its skips under the manager's lock,
-    the end of a run on the thread that ran it).
+    A listener: its ``run_*`` methods take a :class:`~tickwork.listeners.RunEvent`,
+    and define what the statistics keep of each event.  The manager calls the
+    methods of the same names without ``run_`` directly, with the event's
+    fields and the task's stats, so a run costs no event when nobody else
+    listens; it calls them before any other listener gets the event (the
+    start of a run and its skips under the manager's lock, the end of a run on
+    the thread that ran it).  On a due task's own path (once per due task)
+    the manager records :meth:`started` and :meth:`finished` in place instead
+    of calling them; ``tests/test_stats.py`` checks that its statistics stay
+    what this recorder keeps from the events.
     """
 
     __slots__ = ("_states",)

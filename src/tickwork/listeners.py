@@ -14,9 +14,8 @@ A listener is any object with some of the methods of :class:`Listener`
     manager.add_periodic_listener(Printer())
 
 Listeners are called synchronously, on the thread running the task, after
-tickwork's own statistics are updated: a manager's statistics are kept by a
-listener of its own, ``tickwork._stats.StatsRecorder``, which gets every
-event first.  An exception in a listener is logged
+tickwork's own statistics are updated (``manager.periodic_task_stats()``
+already counts the run a listener hears of).  An exception in a listener is logged
 and otherwise ignored: a listener never breaks a task.
 """
 

@@ -226,13 +226,18 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         """Pop every task due at ``current``: ``(index, name, state)``, in declaration order."""
         heap = self._periodic_heap
         pop = heapq.heappop
-        popped = _lanes.popped
+        push = heapq.heappush
         due: list[tuple[int, str, _TaskState]] = []
         with self._periodic_lock:
             while heap and heap[0][0] <= current:
                 entry = pop(heap)
                 _, index, version, state = entry
-                popped(heap, entry, state.lane)
+                # _lanes.popped(heap, entry, state.lane), inlined (once per due task).
+                lane = state.lane
+                if lane and lane[0] is entry:
+                    lane.popleft()
+                    if lane:
+                        push(heap, lane[0])
                 if state.version == version:  # else a stale entry
                     due.append((index, state.name, state))
         due.sort()  # by index: unique, so the names and states are never compared
@@ -288,11 +293,18 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         jitter = (0 if anchor is None or spacing < _grid.NO_JITTER_BELOW
                   else _grid.jitter(spacing, draw()))
         dict.__setitem__(self._periodic_last_run, name, boundary + jitter)
-        # self._push(name, state, next_due), inlined (once per due task).
+        # self._push(name, state, next_due) and its _lanes.push, inlined (once per due task).
         next_due = boundary + spacing + jitter
         version = state.version = state.version + 1
         stats.next_due = next_due
-        _lanes.push(self._periodic_heap, (next_due, state.index, version, state), state.lane)
+        entry = (next_due, state.index, version, state)
+        lane = state.lane
+        if lane is None or lane and lane[-1][0] > next_due:
+            heapq.heappush(self._periodic_heap, entry)
+        else:
+            if not lane:
+                heapq.heappush(self._periodic_heap, entry)  # the lane's head
+            lane.append(entry)
         if not run:
             return False
         if state.running and (state.hung or policy.overlap != "parallel"):
@@ -317,7 +329,12 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         lateness = now() - due
         if lateness < 0:
             lateness = 0.0
-        self._periodic_recorder.started(stats, started, due, lateness)
+        # StatsRecorder.started(stats, started, due, lateness), inlined (once per due task).
+        stats.runs += 1
+        if stats.first_start is None:
+            stats.first_start = started
+        stats.last_start = started
+        stats.last_lateness = lateness
         if self._periodic_listeners.items:
             events.append(("started", {"start": started, "due": due, "lateness": lateness}))
         return True
@@ -363,7 +380,10 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                           {"full_task_name": f"{type(self).__name__}.{name}"})
         else:
             duration = clock_now() - began
-            self._periodic_recorder.finished(stats, started, duration)
+            # StatsRecorder.finished(stats, started, duration), inlined (once per due task).
+            stats.consecutive_failures = 0
+            stats.last_success = started
+            stats.last_duration = duration
         finally:
             state.running -= 1
             if self._periodic_listeners.items:
