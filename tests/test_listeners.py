@@ -190,6 +190,32 @@ def test_a_looping_call_without_listeners_is_unchanged(caplog):
     assert runs == [0, 5, 10, 15, 20]
 
 
+@pytest.mark.parametrize("stop_on_exception", [True, False])
+def test_a_listener_added_to_a_running_loop_hears_the_runs_after(stop_on_exception):
+    runs = []
+
+    def f():
+        runs.append(None)
+        if len(runs) == 4 and not stop_on_exception:
+            raise ValueError("fourth")
+
+    with FakeClock() as clock:
+        loop = loopingcall.FixedIntervalLoopingCall(f)
+        loop.start(10, stop_on_exception=stop_on_exception)
+        clock.advance(10)  # runs at 0 and 10, nobody listening
+        rec = Recorder()
+        loop.add_listener(rec)
+        clock.advance(20)  # runs at 20 and 30
+        loop.remove_listener(rec)
+        clock.advance(10)  # the run at 40: not heard
+        loop.stop()
+        loop.wait()
+    assert len(runs) == 5
+    expected = [("started", 20), ("finished", 20), ("started", 30),
+                ("failed" if not stop_on_exception else "finished", 30)]
+    assert [(e.kind, e.monotonic) for e in rec.events] == expected
+
+
 def _stuck_body(clock, hold):
     def body():
         tw_backend.get_backend().sleep(hold.pop(0))

@@ -327,8 +327,9 @@ class LoopingCallBase:
         f = self.f
         assert f is not None  # checked by start()
         func_name = _callables.callable_name(f)
-        observed = _run_watch.observed(self, f, func_name)
-        func = observed if stop_on_exception else self._safe(observed, func_name)
+        # The function through the listeners and the hung-run watch: made when someone
+        # first watches (most loops never are: no closure kept per loop).
+        func: Callable[..., Any] | None = None
         plain = f if stop_on_exception else self._safe(f, func_name)
         done = self.done
         assert done is not None
@@ -352,6 +353,10 @@ class LoopingCallBase:
                 self._run_started = started
                 try:
                     if listeners.items or self._hung_after is not None:
+                        if func is None:
+                            watched = _run_watch.observed(self, f, func_name)
+                            func = watched if stop_on_exception else self._safe(
+                                watched, func_name)
                         result = func(*args, **self.kw)
                     else:  # nobody watches: the function itself, one call less
                         result = plain(*args, **self.kw)
