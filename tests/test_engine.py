@@ -107,6 +107,27 @@ def test_loops_on_one_period_share_a_lane_and_keep_the_heap_small(backend):
     assert all(event.wait() is True for event in [*events, dynamic_done])
 
 
+@pytest.mark.parametrize("own_thread", [False, True])
+def test_the_initial_delay_counts_from_the_start_call(backend, own_thread):
+    # Whatever start() does before the loop plans its first wait (here a subclass's
+    # slow check; in a big start-up, a garbage collection) is not added to the delay.
+    class SlowToStart(loopingcall.FixedIntervalLoopingCall):
+        def _check_can_start(self):
+            super()._check_can_start()
+            pause(0.5)
+
+    first = []
+    loop = SlowToStart(lambda: first.append(_real_monotonic()) or first[:1] and loop.stop())
+    if own_thread:  # a patched _sleep: its own thread, where the first wait is planned
+        sleep = loop._sleep
+        loop._sleep = lambda timeout: sleep(timeout)
+        assert not loop._on_engine()
+    called = _real_monotonic()
+    done = loop.start(10, initial_delay=0.5)
+    assert done.wait() is True
+    assert 0.5 <= first[0] - called < 0.9, first[0] - called  # 1.0 if counted after the check
+
+
 @pytest.mark.parametrize("kind", ["fixed", "dynamic"])
 def test_a_blocked_body_delays_no_other_loop(kind):
     release = threading.Event() if backend_mod.get_backend_type() is \

@@ -144,6 +144,8 @@ class LoopingCallBase:
     #: Runs reported hung (see :attr:`hung_after`).
     hung_runs = 0
     _hung_after: float | None = None
+    #: The clock's reading when start() was called: the initial delay counts from it.
+    _start_reading: float | None = None
 
     @property
     def hung_after(self) -> float | None:
@@ -241,6 +243,9 @@ class LoopingCallBase:
         initial_delay: float | None = None,
         stop_on_exception: bool = True,
     ) -> DoneEvent:
+        # Read first: the initial delay counts from the call, not from wherever
+        # the loop gets to plan it (a collection while starting would add to it).
+        start_reading = _clock.monotonic()
         self._check_can_start()
         _check_seconds("initial_delay", initial_delay)
         with self._state_lock:
@@ -250,6 +255,7 @@ class LoopingCallBase:
             self._thread = _STARTING
         self.done = _LoopDoneEvent(self._backend.event(), self)
         self._abort.clear()
+        self._start_reading = start_reading
         name = f"tickwork-loop-{_callables.callable_name(self.f)}"
         engine = _clock.get_clock().timers() if self._on_engine() else None
         handle: Any
@@ -342,9 +348,12 @@ class LoopingCallBase:
         # A patched or overridden _elapsed is told each run's StopWatch; tickwork's own
         # is the difference of the two readings, taken here directly.
         watch = None if _is_own(self, "_elapsed", _BASE_ELAPSED) else _clock.StopWatch()
+        start_reading, self._start_reading = self._start_reading, None
         try:
             if initial_delay:
-                self._plan(initial_delay, _clock.monotonic() + initial_delay)
+                if start_reading is None:  # _run_loop called without start()
+                    start_reading = _clock.monotonic()
+                self._plan(initial_delay, start_reading + initial_delay)
                 yield initial_delay
             while not abort.flag:
                 clock = _clock._active
