@@ -98,13 +98,98 @@ def test_loops_on_one_period_share_a_lane_and_keep_the_heap_small(backend):
     engine = _engine.get_engine()
     assert wait_for(lambda: all(runs.get(i, 0) >= 3 for i in range(410)), 30)
     with engine._lock:
-        heap, lanes = len(engine._heap), {p: len(lane) for p, lane in engine._by_period.items()}
+        heap = len(engine._heap)
+        lanes = {p: sum(map(len, group)) for p, group in engine._by_period.items()}
     assert engine.stats()["scheduled"] >= 400  # the ones between their runs
     assert heap < 50, (heap, lanes)  # the lane heads, the dynamic loop, stragglers
     assert {0.2, 0.3} <= set(lanes)
     for loop in [*loops, dynamic]:
         loop.stop()
     assert all(event.wait() is True for event in [*events, dynamic_done])
+
+
+def test_loops_started_for_one_instant_share_lanes_from_the_start(backend):
+    # 500 loops each given the initial delay to one common instant read the clock
+    # microseconds apart: their first entries join the period's lanes (within
+    # LANE_SLACK) instead of filling the heap, and every loop runs.
+    runs = []
+    t0 = _real_monotonic() + 1.0
+    loops = [loopingcall.FixedIntervalLoopingCall(runs.append, i) for i in range(500)]
+    events = [loop.start(0.25, initial_delay=max(0.0, t0 - _real_monotonic())) for loop in loops]
+    engine = _engine.get_engine()
+    with engine._lock:
+        heap = len(engine._heap)
+        lanes = [list(lane) for lane in engine._by_period[0.25]]
+    assert heap <= 100, heap  # was one entry a loop (every start a few us off the last)
+    assert sum(map(len, lanes)) >= 400
+    for lane in lanes:
+        for ahead, entry in zip(lane, lane[1:], strict=False):
+            assert entry[3] >= max(ahead[0], ahead[3])
+        assert all(entry[3] <= entry[0] + _engine.LANE_SLACK for entry in lane)
+    assert wait_for(lambda: len(set(runs)) == 500, 30)
+    for loop in loops:
+        loop.stop()
+    assert all(event.wait() is True for event in events)
+
+
+class _Holder:
+    __slots__ = ("_lane", "_lanes", "_token", "__weakref__")
+
+    def __init__(self, lanes):
+        self._lanes = lanes
+        self._lane = lanes[0] if lanes is not None else None
+        self._token = None
+
+
+def test_no_entry_is_taken_more_than_the_lane_slack_after_its_deadline():
+    # Entries pushed in a scramble (jitter, lone late ones, early ones, the base
+    # creeping on, some without lanes), taken off now and then: no entry is
+    # taken while another still pending is due more than LANE_SLACK before it,
+    # and every entry comes off exactly once.
+    import heapq
+    import random
+
+    engine = _engine.Engine(backend_mod.get_backend())
+    slack = _engine.LANE_SLACK
+    rng = random.Random(7)
+    lanes = engine.lanes(1.0)
+    pending: list[tuple[float, int]] = []  # (deadline, seq), lazily pruned
+    gone: set[int] = set()
+    taken = []
+
+    def take():
+        entry = engine._pop()
+        while pending[0][1] in gone:
+            heapq.heappop(pending)
+        assert entry[0] <= pending[0][0] + slack + 1e-12, (entry, pending[0])
+        gone.add(entry[1])
+        taken.append(entry[1])
+
+    base = 10.0
+    for seq in range(5000):
+        kind = rng.random()
+        if kind < 0.03:
+            deadline = base + rng.uniform(1, 40) * slack  # a late one
+        elif kind < 0.04:
+            deadline = base - rng.uniform(1, 40) * slack  # an early one
+        else:
+            deadline = base + rng.uniform(0, 0.5) * slack  # the usual jitter
+        base += rng.choice([0.0, 0.0, 0.0, 1e-6, 0.01 * slack])
+        with engine._lock:
+            engine._push(deadline, seq, _Holder(lanes if kind < 0.95 else None))
+            heapq.heappush(pending, (deadline, seq))
+            if seq % 700 == 699:
+                for _ in range(300):
+                    take()
+    with engine._lock:
+        while engine._heap:
+            take()
+    assert not any(lanes)
+    assert sorted(taken) == list(range(5000))
+    with engine._lock:  # and the heap holds little more than the lanes' heads
+        for seq in range(5000, 5100):
+            engine._push(10.0 + rng.uniform(0, 0.5) * slack, seq, _Holder(lanes))
+        assert len(engine._heap) <= _engine.LANES_PER_PERIOD
 
 
 @pytest.mark.parametrize("own_thread", [False, True])

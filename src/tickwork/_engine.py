@@ -17,9 +17,12 @@ How it works
   cooperative backend (eventlet) a worker yields between two runs when another
   greenthread is ready, or 5 ms after it last did: a burst of due loops does
   not hold the hub.
-* Loops on a fixed period keep their entries in the engine's lane for that
-  period (:mod:`tickwork._lanes`): thousands of loops at one period cost a
-  heap of a few entries, and a run's push is an append.
+* Loops on a fixed period keep their entries in the engine's lanes for that
+  period (:mod:`tickwork._lanes`, a few lanes a period, see
+  :meth:`Engine._push`): thousands of loops at one period cost a heap of a
+  few entries, and a run's push is an append.  Loops started for one instant
+  read the clock microseconds apart, so an entry joins a lane up to
+  :data:`LANE_SLACK` out of order; none is taken later than that for it.
 * A loop is a *holder* with at most one entry pending: ``holder._token`` is
   the sequence number of its live heap entry (None: none).  ``stop()`` sets
   the loop's event, whose listener runs the pending step at once
@@ -64,6 +67,12 @@ STALL = 0.01
 #: Seconds before a deadline the scheduler wakes a worker, which then waits for
 #: it itself: the hand-over from scheduler to worker is not added to the lateness.
 LEAD = 0.001
+#: Seconds an entry may be taken late so that it joins a lane (see :meth:`Engine._push`):
+#: loops started for one instant read the clock microseconds apart.  The
+#: kernel's default timer slack (a sleep may end that late anyway).
+LANE_SLACK = 50e-6
+#: Lanes per period: entries that fit none (within LANE_SLACK) go to the heap.
+LANES_PER_PERIOD = 8
 #: Seconds an idle worker (or the scheduler, with nothing scheduled) lives on.
 IDLE_TIMEOUT = 5.0
 
@@ -76,10 +85,10 @@ class Engine:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
         self._lock = backend.original_module("threading").Lock()
-        # (real due time, seq, holder): pending while holder._token == seq.  Each
+        # (real due time, seq, holder, top): pending while holder._token == seq.  Each
         # non-empty lane's head is in the heap too (see _push and _pop).
-        self._heap: list[tuple[float, int, Any]] = []
-        self._by_period: weakref.WeakValueDictionary[float, _lanes.Lane[Any]] = (
+        self._heap: list[tuple[float, int, Any, float]] = []
+        self._by_period: weakref.WeakValueDictionary[float, _Lanes] = (
             weakref.WeakValueDictionary())
         self._seq = itertools.count()
         self._wake = backend.event()
@@ -100,7 +109,7 @@ class Engine:
             deadline = _real_monotonic() + (deadline - now) if deadline > now else -math.inf
         seq = next(self._seq)
         with self._lock:
-            self._push((deadline, seq, holder))
+            self._push(deadline, seq, holder)
             holder._token = seq
             kick = deadline < self._wake_at
             if kick:
@@ -108,20 +117,46 @@ class Engine:
         if kick:
             self._kick()
 
-    def lane(self, period: float) -> _lanes.Lane[Any]:
-        """The lane of the loops on ``period`` (made on first use; it lives while
-        a loop holds it)."""
+    def lanes(self, period: float) -> _Lanes:
+        """The lanes of the loops on ``period`` (made on first use; they live while
+        a loop holds them)."""
         with self._lock:
-            lane = self._by_period.get(period)
-            if lane is None:
-                lane = self._by_period[period] = _lanes.Lane()
-            return lane
+            lanes = self._by_period.get(period)
+            if lanes is None:
+                lanes = self._by_period[period] = _Lanes(
+                    _lanes.Lane() for _ in range(LANES_PER_PERIOD))
+            return lanes
 
-    def _push(self, entry: tuple[float, int, Any]) -> None:
-        """Add a heap entry (under the lock), to its loop's lane if it has one."""
-        _lanes.push(self._heap, entry, entry[2]._lane)
+    def _push(self, deadline: float, seq: int, holder: Any) -> None:
+        """Add the holder's entry (under the lock): to the first of its period's lanes
+        it keeps in order, up to :data:`LANE_SLACK`, else to the heap.
 
-    def _pop(self) -> tuple[float, int, Any]:
+        An entry is ``(deadline, seq, holder, top)``, ``top`` the latest deadline of
+        it and the entries ahead of it in its lane: no entry joins behind one due
+        more than LANE_SLACK after it, so none is taken later than that for being in
+        a lane.  Loops started for one instant, each reading the clock a few
+        microseconds off the last, share a lane; the few that read it late
+        gather in the next.
+        """
+        heap = self._heap
+        lanes = holder._lanes
+        if lanes is not None:
+            latest = deadline + LANE_SLACK
+            for lane in lanes:
+                if not lane:
+                    entry = (deadline, seq, holder, deadline)
+                    heapq.heappush(heap, entry)  # the lane's head
+                elif lane[-1][3] <= latest:
+                    top = lane[-1][3]
+                    entry = (deadline, seq, holder, top if top > deadline else deadline)
+                else:
+                    continue
+                lane.append(entry)
+                holder._lane = lane
+                return
+        heapq.heappush(heap, (deadline, seq, holder, deadline))
+
+    def _pop(self) -> tuple[float, int, Any, float]:
         """Take the earliest entry off the heap (under the lock)."""
         entry = heapq.heappop(self._heap)
         _lanes.popped(self._heap, entry, entry[2]._lane)
@@ -207,7 +242,7 @@ class Engine:
                     lead = 0.0
                     with lock:
                         if heap and heap[0][0] <= now:
-                            _, seq, holder = take()
+                            _, seq, holder, _ = take()
                             if holder._token != seq:
                                 holder = None
                                 continue  # expedited already
@@ -264,7 +299,7 @@ class Engine:
                 holder = None
                 continue
             seq = next(seqs)
-            entry = (deadline, seq, holder)
+            entry = (deadline, seq, holder, deadline)
             now = _real_monotonic()
             lane = holder._lane
             # acquire/release, not `with`: no bound __exit__ made and dropped per run.
@@ -274,9 +309,10 @@ class Engine:
                 kick = deadline < self._wake_at
                 if kick:
                     self._wake_at = deadline
-                # Push this loop's next deadline, then take the due head (if any):
-                # _lanes.push and _lanes.popped, inlined (once per run).
-                if lane is None or lane and lane[-1][0] > deadline:
+                # Push this loop's next deadline (to its lane when in order, none
+                # ahead due later), then take the due head (if any): _lanes.popped
+                # inlined (once per run).
+                if lane is None or lane and lane[-1][3] > deadline:
                     heappush(heap, entry)
                 else:
                     if not lane:
@@ -286,7 +322,7 @@ class Engine:
                     due = None
                 else:
                     first = heappop(heap)
-                    _, seq, due = first
+                    _, seq, due, _ = first
                     lane = due._lane
                     if lane and lane[0] is first:
                         lane.popleft()
@@ -363,7 +399,8 @@ class Engine:
         """Scheduled entries, queued calls, workers and idle workers, now."""
         with self._lock:
             # A lane's head is in the heap too: counted there.
-            lanes = [e for lane in self._by_period.values() for e in list(lane)[1:]]
+            lanes = [e for group in self._by_period.values() for lane in group
+                     for e in list(lane)[1:]]
             return {"scheduled": sum(1 for e in self._heap + lanes if e[2]._token == e[1]),
                     "queued": len(self._jobs),
                     "workers": self._workers, "idle_workers": len(self._idle)}
@@ -407,6 +444,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_engine_in_child)
 
 
+class _Lanes(list):  # type: ignore[type-arg]
+    """The lanes of one period (a list that can be weakly referenced)."""
+
+    __slots__ = ("__weakref__",)
+
+
 class LoopDriver:
     """Runs one looping call's steps on the engine (see the module docstring).
 
@@ -416,7 +459,7 @@ class LoopDriver:
     ``_sleep`` would have waited for (see :meth:`_deadline`).
     """
 
-    __slots__ = ("_abort", "_clock", "_engine", "_gen", "_lane", "_token", "done", "loop",
+    __slots__ = ("_abort", "_clock", "_engine", "_gen", "_lane", "_lanes", "_token", "done", "loop",
                  "name", "_stop", "__weakref__")
 
     def __init__(self, loop: Any, gen: Generator[float, None, None], engine: Engine,
@@ -431,8 +474,10 @@ class LoopDriver:
         # The clock the loop keeps its deadlines on, even if another is installed later.
         self._clock = _clock.get_clock()
         self._token: int | None = None
-        #: The engine's lane of the loops on ``period`` (None: the loop has no fixed one).
-        self._lane = engine.lane(period) if period is not None else None
+        #: The engine's lanes of the loops on ``period`` (None: the loop has no fixed one),
+        #: and the one its pending entry joined (the worker pushes the next one there).
+        self._lanes = engine.lanes(period) if period is not None else None
+        self._lane = self._lanes[0] if self._lanes is not None else None
         #: Set by stop() (through the abort event's listener, before stop() returns).
         self._stop = False
 

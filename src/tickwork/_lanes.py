@@ -12,6 +12,8 @@ period changed), or whose owner has no lane, goes to the heap itself.
 So N owners on K periods cost a heap of about K entries: a push is an
 append, taking the earliest entry is a pop off that small heap.  The heap's
 head is always the earliest entry overall.  Callers hold their own lock.
+(The timer engine keeps a few lanes a period and lets an entry join one up
+to a slack out of order: see ``tickwork._engine.Engine._push``.)
 """
 
 from __future__ import annotations
