@@ -723,6 +723,38 @@ def test_other_threads_run_between_the_tasks_of_one_pass(conf, clock):
     assert seen == ["first", "watcher", "second"]
 
 
+def test_a_pass_takes_a_lane_s_due_entries_only_and_skips_its_stale_ones(conf, clock):
+    """Six tasks on one lane, one rescheduled behind the others: a pass takes the
+    due part of the lane in declaration order and leaves the stale entry and the
+    later one; the lane's new head is what the next pass finds."""
+    ran = []
+    namespace = {}
+    for i in range(6):
+        def task(self, context, i=i):
+            ran.append(i)
+        task.__name__ = f"task_{i}"
+        namespace[task.__name__] = periodic_task.periodic_task(spacing=10)(task)
+    manager = type("Six", (PeriodicTasks,), namespace)(conf)
+    lane = manager._periodic_state["task_0"].lane
+    assert lane is not None and len(lane) == 6  # all due at 1010, in one lane
+    manager._periodic_last_run["task_3"] = 1005.0  # its 1010 entry goes stale: 1015
+    assert len(lane) == 7 and len(manager._periodic_heap) == 1  # joined the lane's end
+    clock.return_value = 1012.0
+    assert manager.run_periodic_tasks(None) == pytest.approx(3.0)
+    assert ran == [0, 1, 2, 4, 5]
+    assert [entry[3].name for entry in lane] == ["task_3", "task_0", "task_1", "task_2",
+                                                 "task_4", "task_5"]
+    assert manager._periodic_heap == [lane[0]]  # the new head, and nothing stale
+    clock.return_value = 1015.0
+    manager.run_periodic_tasks(None)
+    assert ran == [0, 1, 2, 4, 5, 3]
+    clock.return_value = 1020.0
+    manager.run_periodic_tasks(None)
+    assert ran == [0, 1, 2, 4, 5, 3, 0, 1, 2, 4, 5]
+    assert all(_due(manager, f"task_{i}") == 1030.0 for i in (0, 1, 2, 4, 5))
+    assert _due(manager, "task_3") == 1025.0
+
+
 def test_tasks_on_one_spacing_share_a_lane_and_keep_the_heap_small(conf, clock):
     """300 tasks at 4 s and 5 at 6 s: each runs at every one of its slots, in
     declaration order, while the heap holds little more than the two spacings' heads."""

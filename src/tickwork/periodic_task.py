@@ -228,18 +228,25 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         pop = heapq.heappop
         push = heapq.heappush
         due: list[tuple[int, str, _TaskState]] = []
+        append = due.append
         with self._periodic_lock:
             while heap and heap[0][0] <= current:
                 entry = pop(heap)
                 _, index, version, state = entry
-                # _lanes.popped(heap, entry, state.lane), inlined (once per due task).
+                if state.version == version:  # else a stale entry
+                    append((index, state.name, state))
                 lane = state.lane
                 if lane and lane[0] is entry:
+                    # A lane's head: take every due entry behind it too (they are
+                    # in order, and all that is due is sorted below), then put
+                    # its new head in the heap (_lanes.popped, for a run of them).
                     lane.popleft()
+                    while lane and lane[0][0] <= current:
+                        _, index, version, state = lane.popleft()
+                        if state.version == version:
+                            append((index, state.name, state))
                     if lane:
                         push(heap, lane[0])
-                if state.version == version:  # else a stale entry
-                    due.append((index, state.name, state))
         due.sort()  # by index: unique, so the names and states are never compared
         return due
 
