@@ -444,7 +444,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_engine_in_child)
 
 
-class _Lanes(list):  # type: ignore[type-arg]
+class _Lanes(list[Any]):
     """The lanes of one period (a list that can be weakly referenced)."""
 
     __slots__ = ("__weakref__",)
