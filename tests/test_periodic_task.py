@@ -755,6 +755,39 @@ def test_a_pass_takes_a_lane_s_due_entries_only_and_skips_its_stale_ones(conf, c
     assert _due(manager, "task_3") == 1025.0
 
 
+def test_a_sleep_that_ends_during_a_pass_runs_before_the_next_task(conf, clock):
+    """A greenthread whose sleep ends while a task holds the hub runs between that
+    task and the next (the hub's timer is due), not after the whole pass."""
+    if tw_backend.get_backend_type() is not tw_backend.BackendType.EVENTLET:
+        pytest.skip("native threads are preempted: there is no order to check")
+    b = tw_backend.get_backend()
+    seen = []
+
+    def sleeper():
+        b.sleep(0.001)
+        seen.append("sleeper")
+
+    class TwoTasks(PeriodicTasks):
+        @periodic_task.periodic_task(spacing=10, run_immediately=True)
+        def first(self, context):
+            seen.append("first")
+            # The real sleep: holds the hub past the sleeper's timer, but for less
+            # than the 5 ms after which a pass yields whatever is due.
+            time.sleep(0.003)
+
+        @periodic_task.periodic_task(spacing=10, run_immediately=True)
+        def second(self, context):
+            seen.append("second")
+
+    manager = TwoTasks(conf)
+    handle = b.spawn(sleeper)
+    b.sleep(0)  # the sleeper runs: its timer goes to the hub's next_timers
+    b.sleep(0)  # the hub moves it to its heap (no longer a "new timer" to see)
+    manager.run_periodic_tasks(None)
+    handle.wait(10)
+    assert seen == ["first", "sleeper", "second"]
+
+
 def test_tasks_on_one_spacing_share_a_lane_and_keep_the_heap_small(conf, clock):
     """300 tasks at 4 s and 5 at 6 s: each runs at every one of its slots, in
     declaration order, while the heap holds little more than the two spacings' heads."""

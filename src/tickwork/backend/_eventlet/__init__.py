@@ -94,21 +94,27 @@ class EventletBackend(Backend):
     def yielder(self) -> Callable[[], None]:
         """Yield to the hub only when another greenthread is ready to run: one was
         woken or a call was scheduled (the hub's ``next_timers``), a timer is due,
-        or 5 ms have passed since the last yield (I/O readiness
-        shows only when the hub polls).  ``eventlet.sleep(0)`` costs microseconds."""
+        or 5 ms have passed since the last yield (I/O readiness shows only when
+        the hub polls).  ``eventlet.sleep(0)`` costs microseconds."""
         hub = self._hubs.get_hub()
         clock = hub.clock
         sleep = self._eventlet.sleep
         every = 0.005  # the longest it goes without yielding (seconds)
-        last = clock()
+
+        def until() -> float:
+            # While this greenthread runs the hub's timer heap does not change (a
+            # new timer goes to next_timers first): its head stays the next one due.
+            timers = hub.timers
+            soonest = clock() + every
+            return timers[0][0] if timers and timers[0][0] < soonest else soonest
+
+        deadline = until()
 
         def maybe_yield() -> None:
-            nonlocal last
-            now = clock()
-            if hub.next_timers or now - last >= every or (
-                    (timers := hub.timers) and timers[0][0] <= now):
+            nonlocal deadline
+            if hub.next_timers or clock() >= deadline:
                 sleep(0)
-                last = clock()
+                deadline = until()
 
         return maybe_yield
 
