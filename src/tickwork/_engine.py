@@ -218,6 +218,7 @@ class Engine:
         acquire, release = lock.acquire, lock.release
         heappush = heapq.heappush
         heappop = heapq.heappop
+        heapreplace = heapq.heapreplace
         take = self._pop
         seqs = self._seq
         flag = self._backend.event()
@@ -272,7 +273,8 @@ class Engine:
             # One step of the holder's loop: the function runs once.
             try:
                 timeout = next(holder._gen)
-                planned = holder.loop._planned
+                loop = holder.loop
+                planned = loop._planned
                 # time.monotonic patched, or another clock installed: schedule converts.
                 converted = time_module.monotonic is not _real_monotonic or \
                     clock_module._active is not real_clock
@@ -300,15 +302,20 @@ class Engine:
                 continue
             seq = next(seqs)
             entry = (deadline, seq, holder, deadline)
-            now = _real_monotonic()
+            # The clock read as the run ended (real: not converted), a moment ago:
+            # what is due by it is due (and nothing due is missed: the loop's top
+            # reads the clock again before it waits).
+            now = loop._run_ended
             lane = holder._lane
             # acquire/release, not `with`: no bound __exit__ made and dropped per run.
             acquire()
             try:
                 holder._token = seq
-                kick = deadline < self._wake_at
-                if kick:
+                if deadline < self._wake_at:
                     self._wake_at = deadline
+                    kick = True
+                else:
+                    kick = False
                 # Push this loop's next deadline (to its lane when in order, none
                 # ahead due later), then take the due head (if any): _lanes.popped
                 # inlined (once per run).
@@ -321,13 +328,17 @@ class Engine:
                 if jobs or heap[0][0] > now:
                     due = None
                 else:
-                    first = heappop(heap)
+                    first = heap[0]
                     _, seq, due, _ = first
                     lane = due._lane
                     if lane and lane[0] is first:
                         lane.popleft()
                         if lane:
-                            heappush(heap, lane[0])
+                            heapreplace(heap, lane[0])  # the lane's next head
+                        else:
+                            heappop(heap)
+                    else:
+                        heappop(heap)
                     if due._token == seq:
                         due._token = None
                     else:

@@ -371,7 +371,7 @@ class LoopingCallBase:
                         result = plain(*args, **self.kw)
                 finally:
                     self.runs += 1
-                if isinstance(result, coroutine):
+                if result is not None and isinstance(result, coroutine):
                     result.close()
                     raise TypeError(
                         f"{func_name} returned a coroutine, which would never run: loop a "
