@@ -367,8 +367,10 @@ class LoopingCallBase:
                             func = watched if stop_on_exception else self._safe(
                                 watched, func_name)
                         result = func(*args, **self.kw)
-                    else:  # nobody watches: the function itself, one call less
+                    elif self.kw:  # nobody watches: the function itself, one call less
                         result = plain(*args, **self.kw)
+                    else:  # CPython builds a new dict for every **kw: none to build
+                        result = plain(*args)
                 finally:
                     self.runs += 1
                 if result is not None and isinstance(result, coroutine):
