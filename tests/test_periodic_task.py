@@ -693,34 +693,46 @@ def test_a_manager_pickles_with_its_schedule_and_statistics(conf, clock):
     assert _due(clone, "every_ten") == 1040.0
 
 
-def test_other_threads_run_between_the_tasks_of_one_pass(conf, clock):
-    """A pass yields between tasks, so a greenthread woken by one task runs before the next."""
+@pytest.mark.parametrize("how", ["woken", "sleep_ends"])
+def test_other_threads_run_between_the_tasks_of_one_pass(conf, clock, how):
+    """A pass yields between tasks: a greenthread that the first task wakes, or whose
+    sleep ends while the first task holds the hub, runs before the second task, not
+    after the whole pass."""
     if tw_backend.get_backend_type() is not tw_backend.BackendType.EVENTLET:
         pytest.skip("native threads are preempted: there is no order to check")
     b = tw_backend.get_backend()
     seen = []
     woken = b.event()
 
-    def watcher():
-        woken.wait(10)
-        seen.append("watcher")
+    def other():
+        if how == "woken":
+            woken.wait(10)
+        else:
+            b.sleep(0.001)
+        seen.append("other")
 
     class TwoTasks(PeriodicTasks):
         @periodic_task.periodic_task(spacing=10, run_immediately=True)
         def first(self, context):
             seen.append("first")
-            woken.set()
+            if how == "woken":
+                woken.set()
+            else:
+                # The real sleep: holds the hub past the other's timer, but for less
+                # than the 5 ms after which a pass yields whatever is due.
+                time.sleep(0.003)
 
         @periodic_task.periodic_task(spacing=10, run_immediately=True)
         def second(self, context):
             seen.append("second")
 
     manager = TwoTasks(conf)
-    handle = b.spawn(watcher)
-    b.sleep(0)  # the watcher waits
+    handle = b.spawn(other)
+    b.sleep(0)  # it runs: it waits for the event, or its timer goes to next_timers
+    b.sleep(0)  # the hub moves a timer to its heap (no longer a new timer to see)
     manager.run_periodic_tasks(None)
     handle.wait(10)
-    assert seen == ["first", "watcher", "second"]
+    assert seen == ["first", "other", "second"]
 
 
 def test_a_pass_takes_a_lane_s_due_entries_only_and_skips_its_stale_ones(conf, clock):
@@ -753,39 +765,6 @@ def test_a_pass_takes_a_lane_s_due_entries_only_and_skips_its_stale_ones(conf, c
     assert ran == [0, 1, 2, 4, 5, 3, 0, 1, 2, 4, 5]
     assert all(_due(manager, f"task_{i}") == 1030.0 for i in (0, 1, 2, 4, 5))
     assert _due(manager, "task_3") == 1025.0
-
-
-def test_a_sleep_that_ends_during_a_pass_runs_before_the_next_task(conf, clock):
-    """A greenthread whose sleep ends while a task holds the hub runs between that
-    task and the next (the hub's timer is due), not after the whole pass."""
-    if tw_backend.get_backend_type() is not tw_backend.BackendType.EVENTLET:
-        pytest.skip("native threads are preempted: there is no order to check")
-    b = tw_backend.get_backend()
-    seen = []
-
-    def sleeper():
-        b.sleep(0.001)
-        seen.append("sleeper")
-
-    class TwoTasks(PeriodicTasks):
-        @periodic_task.periodic_task(spacing=10, run_immediately=True)
-        def first(self, context):
-            seen.append("first")
-            # The real sleep: holds the hub past the sleeper's timer, but for less
-            # than the 5 ms after which a pass yields whatever is due.
-            time.sleep(0.003)
-
-        @periodic_task.periodic_task(spacing=10, run_immediately=True)
-        def second(self, context):
-            seen.append("second")
-
-    manager = TwoTasks(conf)
-    handle = b.spawn(sleeper)
-    b.sleep(0)  # the sleeper runs: its timer goes to the hub's next_timers
-    b.sleep(0)  # the hub moves it to its heap (no longer a "new timer" to see)
-    manager.run_periodic_tasks(None)
-    handle.wait(10)
-    assert seen == ["first", "sleeper", "second"]
 
 
 def test_tasks_on_one_spacing_share_a_lane_and_keep_the_heap_small(conf, clock):
