@@ -735,18 +735,24 @@ def test_other_threads_run_between_the_tasks_of_one_pass(conf, clock, how):
     assert seen == ["first", "other", "second"]
 
 
+def _numbered_manager(conf, spacings, ran, digits=1):
+    """A manager whose ``task_<i>`` (i zero-padded to ``digits``) runs at
+    ``spacings[i]`` and appends i to ``ran``; declared in the order of i."""
+    namespace = {}
+    for i, spacing in enumerate(spacings):
+        def task(self, context, i=i):
+            ran.append(i)
+        task.__name__ = f"task_{i:0{digits}d}"
+        namespace[task.__name__] = periodic_task.periodic_task(spacing=spacing)(task)
+    return type("Numbered", (PeriodicTasks,), namespace)(conf)
+
+
 def test_a_pass_takes_a_lane_s_due_entries_only_and_skips_its_stale_ones(conf, clock):
     """Six tasks on one lane, one rescheduled behind the others: a pass takes the
     due part of the lane in declaration order and leaves the stale entry and the
     later one; the lane's new head is what the next pass finds."""
     ran = []
-    namespace = {}
-    for i in range(6):
-        def task(self, context, i=i):
-            ran.append(i)
-        task.__name__ = f"task_{i}"
-        namespace[task.__name__] = periodic_task.periodic_task(spacing=10)(task)
-    manager = type("Six", (PeriodicTasks,), namespace)(conf)
+    manager = _numbered_manager(conf, [10] * 6, ran)
     lane = manager._periodic_state["task_0"].lane
     assert lane is not None and len(lane) == 6  # all due at 1010, in one lane
     manager._periodic_last_run["task_3"] = 1005.0  # its 1010 entry goes stale: 1015
@@ -771,13 +777,7 @@ def test_tasks_on_one_spacing_share_a_lane_and_keep_the_heap_small(conf, clock):
     """300 tasks at 4 s and 5 at 6 s: each runs at every one of its slots, in
     declaration order, while the heap holds little more than the two spacings' heads."""
     ran = []
-    namespace = {}
-    for i in range(305):
-        def task(self, context, i=i):
-            ran.append(i)
-        task.__name__ = f"task_{i:03d}"
-        namespace[task.__name__] = periodic_task.periodic_task(spacing=4 if i < 300 else 6)(task)
-    manager = type("Many", (PeriodicTasks,), namespace)(conf)
+    manager = _numbered_manager(conf, [4] * 300 + [6] * 5, ran, digits=3)
     heaps, passes = [], {}
     for second in range(1, 25):
         clock.return_value = 1000.0 + second
