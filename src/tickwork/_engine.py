@@ -158,9 +158,8 @@ class Engine:
 
     def _pop(self) -> tuple[float, int, Any, float]:
         """Take the earliest entry off the heap (under the lock)."""
-        entry = heapq.heappop(self._heap)
-        _lanes.popped(self._heap, entry, entry[2]._lane)
-        return entry
+        heap = self._heap
+        return _lanes.pop(heap, heap[0][2]._lane)
 
     def _kick(self) -> None:
         """Wake the scheduler to look at the heap again, starting it if it is not running.
@@ -317,7 +316,7 @@ class Engine:
                 else:
                     kick = False
                 # Push this loop's next deadline (to its lane when in order, none
-                # ahead due later), then take the due head (if any): _lanes.popped
+                # ahead due later), then take the due head (if any): _lanes.pop
                 # inlined (once per run).
                 if lane is None or lane and lane[-1][3] > deadline:
                     heappush(heap, entry)
@@ -334,7 +333,7 @@ class Engine:
                     if lane and lane[0] is first:
                         lane.popleft()
                         if lane:
-                            heapreplace(heap, lane[0])  # the lane's next head
+                            heapreplace(heap, lane[0])
                         else:
                             heappop(heap)
                     else:

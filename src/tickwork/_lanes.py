@@ -22,7 +22,7 @@ import heapq
 from collections import deque
 from typing import Any
 
-__all__ = ["Lane", "popped", "push"]
+__all__ = ["Lane", "pop", "push"]
 
 #: The entries of the owners on one period, in deadline order.
 Lane = deque
@@ -38,10 +38,17 @@ def push(heap: list[Any], entry: tuple[Any, ...], lane: deque[Any] | None) -> No
         lane.append(entry)
 
 
-def popped(heap: list[Any], entry: tuple[Any, ...], lane: deque[Any] | None) -> None:
-    """``entry`` was just taken off ``heap``: if it headed ``lane``, the lane's next
-    entry takes its place in the heap."""
+def pop(heap: list[Any], lane: deque[Any] | None) -> Any:
+    """Take the earliest entry off ``heap`` and return it; ``lane`` is the lane of
+    that entry's owner (None: it has none).  If the entry headed its lane, the
+    lane's next entry takes its place in the heap (one sift, not a pop and a push)."""
+    entry = heap[0]
     if lane and lane[0] is entry:
         lane.popleft()
         if lane:
-            heapq.heappush(heap, lane[0])
+            heapq.heapreplace(heap, lane[0])
+        else:
+            heapq.heappop(heap)
+    else:
+        heapq.heappop(heap)
+    return entry

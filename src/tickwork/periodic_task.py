@@ -226,12 +226,12 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
         """Pop every task due at ``current``: ``(index, name, state)``, in declaration order."""
         heap = self._periodic_heap
         pop = heapq.heappop
-        push = heapq.heappush
+        replace = heapq.heapreplace
         due: list[tuple[int, str, _TaskState]] = []
         append = due.append
         with self._periodic_lock:
             while heap and heap[0][0] <= current:
-                entry = pop(heap)
+                entry = heap[0]
                 _, index, version, state = entry
                 if state.version == version:  # else a stale entry
                     append((index, state.name, state))
@@ -239,14 +239,18 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
                 if lane and lane[0] is entry:
                     # A lane's head: take every due entry behind it too (they are
                     # in order, and all that is due is sorted below), then put
-                    # its new head in the heap (_lanes.popped, for a run of them).
+                    # its new head in the heap (_lanes.pop, for a run of them).
                     lane.popleft()
                     while lane and lane[0][0] <= current:
                         _, index, version, state = lane.popleft()
                         if state.version == version:
                             append((index, state.name, state))
                     if lane:
-                        push(heap, lane[0])
+                        replace(heap, lane[0])
+                    else:
+                        pop(heap)
+                else:
+                    pop(heap)
         due.sort()  # by index: unique, so the names and states are never compared
         return due
 
@@ -256,8 +260,7 @@ class PeriodicTasks(metaclass=_PeriodicTasksMeta):
             while heap:
                 if heap[0][3].version == heap[0][2]:
                     return max(0.0, min(DEFAULT_INTERVAL, heap[0][0] - current))
-                entry = heapq.heappop(heap)
-                _lanes.popped(heap, entry, entry[3].lane)
+                _lanes.pop(heap, heap[0][3].lane)
         return DEFAULT_INTERVAL
 
     def _begin(self, name: str, state: _TaskState, started: float) -> bool:
