@@ -708,7 +708,7 @@ def test_other_threads_run_between_the_tasks_of_one_pass(conf, clock, how):
         if how == "woken":
             woken.wait(10)
         else:
-            b.sleep(0.001)
+            b.sleep(0.002)  # ends 2 ms before the first task lets the hub go
         seen.append("other")
 
     class TwoTasks(PeriodicTasks):
@@ -720,7 +720,7 @@ def test_other_threads_run_between_the_tasks_of_one_pass(conf, clock, how):
             else:
                 # The real sleep: holds the hub past the other's timer, but for less
                 # than the 5 ms after which a pass yields whatever is due.
-                time.sleep(0.003)
+                time.sleep(0.004)
 
         @periodic_task.periodic_task(spacing=10, run_immediately=True)
         def second(self, context):
